@@ -1,0 +1,55 @@
+"""Which path runs an op: "triton" (compiled, CUDA), "interpret" (Triton's CPU
+interpreter), or "torch" (plain torch, the CPU path when the interpreter is off).
+
+The interpreter is chosen by ``TRITON_INTERPRET=1`` in the environment BEFORE fusedact is
+imported; ``triton.jit`` reads it when the kernels are defined, and a later change does
+nothing. ``force("torch")`` (or ``FUSEDACT_BACKEND=torch``) makes every op take the plain
+torch path, e.g. to compare it with the kernels.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator, Optional
+
+import torch
+
+from fusedact.kernels import INTERPRETED
+
+BACKENDS = ("triton", "interpret", "torch")
+_forced: Optional[str] = None
+
+
+def interpreter_enabled() -> bool:
+    """True when the Triton kernels were built for the CPU interpreter."""
+    return INTERPRETED
+
+
+def active(tensor: torch.Tensor) -> str:
+    """The path an op on ``tensor`` takes now: "triton", "interpret" or "torch"."""
+    forced = _forced or os.environ.get("FUSEDACT_BACKEND") or None
+    if forced == "torch":
+        return "torch"
+    if forced is not None and forced not in BACKENDS:
+        raise ValueError(f"FUSEDACT_BACKEND must be one of {BACKENDS}, got {forced!r}")
+    if INTERPRETED:
+        return "interpret"
+    if tensor.is_cuda:
+        return "triton"
+    if forced is not None:
+        raise RuntimeError(f"backend {forced!r} was forced, but {tensor.device} tensors can only "
+                           "take the 'torch' path unless TRITON_INTERPRET=1 was set before import")
+    return "torch"
+
+
+@contextlib.contextmanager
+def force(name: Optional[str]) -> Iterator[None]:
+    """Within the block, every op takes the ``name`` path (None: the default choice)."""
+    global _forced
+    if name is not None and name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    previous, _forced = _forced, name
+    try:
+        yield
+    finally:
+        _forced = previous

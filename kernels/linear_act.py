@@ -1,0 +1,322 @@
+"""Fused linear + activation: ``y = act(x @ W^T + b)``, forward and backward.
+
+Shapes: x [M, K], weight W [N, K] (torch's [out_features, in_features]), bias b [N],
+y [M, N]. fp16 / bf16 / fp32 (and fp64) in; accumulation in fp32 (fp64 for fp64); y in the
+input dtype.
+
+Forward, one kernel: a tiled matmul with grouped program ordering (GROUP_M row tiles share
+each column tile of W while it sits in L2); bias and activation are applied to the fp32
+accumulator before the single store, so z = xW^T + b never makes a round trip through
+memory. For gelu/gelu_tanh/silu (derivative needs z) the same store also writes z when a
+backward will need it.
+    FLOPs 2·M·N·K; bytes (M·K + N·K + M·N [+ M·N for z]) · itemsize.
+    Matmul-bound unless K is small: at K = 1024 in bf16 the arithmetic intensity is about
+    2·K / (2·2) ≈ 512 FLOP/byte on the M·N term alone, above an H100's ridge (~300).
+
+Backward, three kernels, no atomics (bitwise deterministic):
+    dZ = dY ⊙ act'(saved)       elementwise; saved is y or z (activations.py)
+    dX = dZ @ W                 matmul
+    dW = dZ^T @ X, db = Σ_rows dZ   one matmul; its first column of programs also sums rows
+    FLOPs 4·M·N·K (+ O(M·N)); bytes 3·M·N (dZ pass) + reads of dZ, W, X and writes of dX, dW.
+Materialising dZ costs one M·N round trip but computes act' once per element; fusing act'
+into the loads of the dX matmul would recompute it once per column tile of dX (cdiv(K,
+BLOCK_N) times), which for gelu costs about as much as the tensor-core work itself.
+"""
+import torch
+import triton
+import triton.language as tl
+
+from . import INTERPRETED
+from .activations import CODES, activation_grad, apply_activation
+from .autotune import Config, Tuner, bucket
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@triton.jit
+def _grouped_tile(pid, rows, cols, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr,
+                  GROUP_ROWS: tl.constexpr):
+    """(row tile, column tile) of program ``pid`` in grouped order, for L2 reuse."""
+    tiles_r = tl.cdiv(rows, BLOCK_ROWS)
+    tiles_c = tl.cdiv(cols, BLOCK_COLS)
+    tiles_in_group = GROUP_ROWS * tiles_c
+    first_r = (pid // tiles_in_group) * GROUP_ROWS
+    group_rows = tl.minimum(tiles_r - first_r, GROUP_ROWS)
+    pid_r = first_r + (pid % tiles_in_group) % group_rows
+    pid_c = (pid % tiles_in_group) // group_rows
+    return pid_r, pid_c
+
+
+@triton.jit
+def _matmul_tile(A, B, offs_p, offs_q, R,
+                 stride_a_p, stride_a_r, stride_b_r, stride_b_q,
+                 ACC_DTYPE: tl.constexpr, ALLOW_TF32: tl.constexpr, UPCAST: tl.constexpr,
+                 BLOCK_P: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_R: tl.constexpr):
+    """acc[p, q] = Σ_r A[p, r] · B[r, q] over one tile, and rowsum[p] = Σ_r A[p, r].
+
+    ``offs_p`` / ``offs_q`` must already lie inside A's rows and B's columns (callers wrap
+    them), so only the reduction dimension is masked. Offsets are int64: a row stride times
+    a row index can pass 2^31. ``rowsum`` is dead code (removed by the compiler) for callers
+    that ignore it.
+    """
+    offs_r = tl.arange(0, BLOCK_R)
+    a_ptrs = A + offs_p[:, None].to(tl.int64) * stride_a_p + offs_r[None, :].to(tl.int64) * stride_a_r
+    b_ptrs = B + offs_r[:, None].to(tl.int64) * stride_b_r + offs_q[None, :].to(tl.int64) * stride_b_q
+    acc = tl.zeros((BLOCK_P, BLOCK_Q), dtype=ACC_DTYPE)
+    rowsum = tl.zeros((BLOCK_P,), dtype=ACC_DTYPE)
+    for r in range(0, tl.cdiv(R, BLOCK_R)):
+        r_left = R - r * BLOCK_R
+        a = tl.load(a_ptrs, mask=offs_r[None, :] < r_left, other=0.0)
+        b = tl.load(b_ptrs, mask=offs_r[:, None] < r_left, other=0.0)
+        rowsum += tl.sum(a.to(ACC_DTYPE), axis=1)
+        if UPCAST:  # the interpreter computes bf16 on bit patterns: do the math in fp32
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        if ALLOW_TF32:
+            acc = tl.dot(a, b, acc, input_precision="tf32", out_dtype=ACC_DTYPE)
+        else:
+            acc = tl.dot(a, b, acc, input_precision="ieee", out_dtype=ACC_DTYPE)
+        a_ptrs += BLOCK_R * stride_a_r
+        b_ptrs += BLOCK_R * stride_b_r
+    return acc, rowsum
+
+
+@triton.jit
+def _linear_act_fwd_kernel(
+    # pointers
+    X, W, BIAS, Y, Z,
+    # sizes
+    M, N, K,
+    # strides (y and z share theirs)
+    stride_x_m, stride_x_k, stride_w_n, stride_w_k, stride_y_m, stride_y_n,
+    # leaky_relu's negative_slope or elu's alpha
+    param,
+    # meta
+    ACTIVATION: tl.constexpr, HAS_BIAS: tl.constexpr, STORE_PREACT: tl.constexpr,
+    ACC_DTYPE: tl.constexpr, ALLOW_TF32: tl.constexpr, UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    pid_m, pid_n = _grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    # W^T is read through W's strides: B[k, n] = W[n, k].
+    acc, _ = _matmul_tile(X, W, offs_m % M, offs_n % N, K,
+                          stride_x_m, stride_x_k, stride_w_k, stride_w_n,
+                          ACC_DTYPE, ALLOW_TF32, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
+    if HAS_BIAS:
+        bias = tl.load(BIAS + offs_n, mask=offs_n < N, other=0.0)
+        acc += bias.to(ACC_DTYPE)[None, :]
+    out_offsets = offs_m[:, None].to(tl.int64) * stride_y_m + offs_n[None, :].to(tl.int64) * stride_y_n
+    out_mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
+    if STORE_PREACT:
+        tl.store(Z + out_offsets, acc.to(Z.dtype.element_ty), mask=out_mask)
+    y = apply_activation(acc, ACTIVATION, param)
+    tl.store(Y + out_offsets, y.to(Y.dtype.element_ty), mask=out_mask)
+
+
+@triton.jit
+def _act_grad_kernel(
+    # pointers (contiguous, same numel)
+    DY, SAVED, DZ,
+    # sizes
+    numel,
+    # leaky_relu's negative_slope or elu's alpha
+    param,
+    # meta
+    ACTIVATION: tl.constexpr, FROM_OUTPUT: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < numel
+    dy = tl.load(DY + offsets, mask=mask, other=0.0).to(ACC_DTYPE)
+    saved = tl.load(SAVED + offsets, mask=mask, other=0.0).to(ACC_DTYPE)
+    dz = dy * activation_grad(saved, ACTIVATION, param, FROM_OUTPUT)
+    tl.store(DZ + offsets, dz.to(DZ.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _matmul_rowsum_kernel(
+    # pointers
+    A, B, C, ROWSUM,
+    # sizes: C[P, Q] = A[P, R] @ B[R, Q]
+    P, Q, R,
+    # strides
+    stride_a_p, stride_a_r, stride_b_r, stride_b_q, stride_c_p, stride_c_q,
+    # meta
+    WRITE_ROWSUM: tl.constexpr, ACC_DTYPE: tl.constexpr, ALLOW_TF32: tl.constexpr,
+    UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """Backward matmuls: dX = dZ @ W, and dW = dZ^T @ X with db = Σ_rows dZ (ROWSUM)."""
+    pid_p, pid_q = _grouped_tile(tl.program_id(0), P, Q, BLOCK_M, BLOCK_N, GROUP_M)
+    offs_p = pid_p * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_q = pid_q * BLOCK_N + tl.arange(0, BLOCK_N)
+    acc, rowsum = _matmul_tile(A, B, offs_p % P, offs_q % Q, R,
+                               stride_a_p, stride_a_r, stride_b_r, stride_b_q,
+                               ACC_DTYPE, ALLOW_TF32, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
+    c_offsets = offs_p[:, None].to(tl.int64) * stride_c_p + offs_q[None, :].to(tl.int64) * stride_c_q
+    tl.store(C + c_offsets, acc.to(C.dtype.element_ty),
+             mask=(offs_p[:, None] < P) & (offs_q[None, :] < Q))
+    if WRITE_ROWSUM:
+        # Every column tile sums the same rows; the first one writes, so no atomics are needed.
+        if pid_q == 0:
+            tl.store(ROWSUM + offs_p, rowsum.to(ROWSUM.dtype.element_ty), mask=offs_p < P)
+
+
+# ----------------------------------------------------------------------- config space
+
+def _cfg(block_m, block_n, block_k, num_warps, num_stages, group_m=8):
+    return Config.make(num_warps=num_warps, num_stages=num_stages, BLOCK_M=block_m,
+                       BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=group_m)
+
+
+#: The matmul config space, shared by the forward and the backward matmul kernels. Every
+#: config has BLOCK_M >= 64 and >= 4 warps, which Hopper's wgmma needs.
+MATMUL_CONFIGS = [
+    _cfg(64, 64, 32, 4, 3),      # small problems; also the interpreter's config
+    _cfg(128, 256, 64, 8, 3),
+    _cfg(128, 128, 64, 8, 4),
+    _cfg(128, 128, 32, 4, 4),
+    _cfg(128, 64, 32, 4, 4),
+    _cfg(64, 128, 32, 4, 4),
+    _cfg(128, 256, 32, 8, 3),    # fp32 (tf32) and sm_80: less shared memory per stage
+    _cfg(64, 64, 64, 4, 4),
+]
+INTERPRETER_CONFIG = MATMUL_CONFIGS[0]
+ELEMENTWISE_BLOCK = 1024
+
+
+def shared_memory_bytes(config: Config, itemsize: int) -> int:
+    """Estimated shared memory of a matmul config: one A and one B tile per pipeline stage."""
+    meta = config.meta()
+    tile = meta["BLOCK_M"] * meta["BLOCK_K"] + meta["BLOCK_K"] * meta["BLOCK_N"]
+    return config.num_stages * tile * itemsize
+
+
+def _keep_config(config: Config, problem: dict) -> bool:
+    """Drop configs over the device's shared memory, or with blocks far past the problem."""
+    meta = config.meta()
+    if shared_memory_bytes(config, problem["itemsize"]) > problem["max_shared_memory"]:
+        return False
+    return (meta["BLOCK_M"] <= 2 * max(64, bucket(problem["P"]))
+            and meta["BLOCK_N"] <= 2 * max(64, bucket(problem["Q"]))
+            and meta["BLOCK_K"] <= 2 * max(32, bucket(problem["R"])))
+
+
+def _heuristic_config(configs, problem: dict) -> Config:
+    """Without timing: the largest tile that still gives every SM (132 on an H100) a program."""
+    def tiles(config):
+        meta = config.meta()
+        return triton.cdiv(problem["P"], meta["BLOCK_M"]) * triton.cdiv(problem["Q"], meta["BLOCK_N"])
+
+    def area(config):
+        meta = config.meta()
+        return meta["BLOCK_M"] * meta["BLOCK_N"] * meta["BLOCK_K"]
+
+    filling = [c for c in configs if tiles(c) >= 132]
+    if filling:
+        return max(filling, key=lambda c: (area(c), -c.num_stages))
+    return min(configs, key=area)
+
+
+FORWARD_TUNER = Tuner("linear_act_fwd", MATMUL_CONFIGS, INTERPRETER_CONFIG,
+                      _keep_config, _heuristic_config)
+MATMUL_TUNER = Tuner("matmul_rowsum", MATMUL_CONFIGS, INTERPRETER_CONFIG,
+                     _keep_config, _heuristic_config)
+
+
+# ------------------------------------------------------------------------- launchers
+
+_ACC_DTYPES = {torch.float64: tl.float64}
+_max_shared_memory: dict = {}
+
+
+def _problem(P, Q, R, tensor: torch.Tensor) -> dict:
+    if tensor.is_cuda and not INTERPRETED:
+        index = tensor.device.index if tensor.device.index is not None else torch.cuda.current_device()
+        if index not in _max_shared_memory:
+            props = triton.runtime.driver.active.utils.get_device_properties(index)
+            _max_shared_memory[index] = props["max_shared_mem"]
+        max_shared = _max_shared_memory[index]
+    else:
+        max_shared = 1 << 30
+    return {"P": P, "Q": Q, "R": R, "itemsize": tensor.element_size(),
+            "max_shared_memory": max_shared}
+
+
+def _common_meta(tensor: torch.Tensor) -> dict:
+    return {
+        "ACC_DTYPE": _ACC_DTYPES.get(tensor.dtype, tl.float32),
+        # torch's own switch decides whether fp32 matmuls may use tf32, as for F.linear.
+        "ALLOW_TF32": tensor.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32,
+        "UPCAST": INTERPRETED and tensor.dtype == torch.bfloat16,
+    }
+
+
+def _launch_tuned(tuner: Tuner, kernel, key: tuple, problem: dict, grid_of, args: tuple,
+                  meta: dict) -> None:
+    def run(config: Config) -> None:
+        kernel[grid_of(config)](*args, **meta, **config.meta(),
+                                num_warps=config.num_warps, num_stages=config.num_stages)
+
+    run(tuner.choose(key, problem, run))
+
+
+def _matmul_grid(P, Q):
+    return lambda config: (triton.cdiv(P, config.meta()["BLOCK_M"]) * triton.cdiv(Q, config.meta()["BLOCK_N"]),)
+
+
+def linear_act_forward(x: torch.Tensor, weight: torch.Tensor, bias, activation: str,
+                       param: float, store_preact: bool):
+    """y = act(x @ weight^T + bias) for x [M, K] (any strides), weight [N, K], bias [N] or None.
+
+    Returns (y, z): y [M, N] contiguous in x's dtype; z the pre-activation [M, N] if
+    ``store_preact`` else an empty tensor. M, N >= 1.
+    """
+    M, K = x.shape
+    N = weight.shape[0]
+    y = torch.empty((M, N), dtype=x.dtype, device=x.device)
+    z = torch.empty((M, N) if store_preact else (0,), dtype=x.dtype, device=x.device)
+    args = (x, weight, bias if bias is not None else y, y, z if store_preact else y,
+            M, N, K, x.stride(0), x.stride(1), weight.stride(0), weight.stride(1),
+            y.stride(0), y.stride(1), float(param))
+    meta = dict(ACTIVATION=CODES[activation], HAS_BIAS=bias is not None,
+                STORE_PREACT=store_preact, **_common_meta(x))
+    key = (str(x.dtype), bucket(M), N, K)
+    _launch_tuned(FORWARD_TUNER, _linear_act_fwd_kernel, key, _problem(M, N, K, x),
+                  _matmul_grid(M, N), args, meta)
+    return y, z
+
+
+def act_grad(grad_output: torch.Tensor, saved: torch.Tensor, activation: str, param: float,
+             from_output: bool) -> torch.Tensor:
+    """dZ = grad_output ⊙ act'(saved), same shape and dtype as ``saved``; saved is y or z."""
+    grad_output = grad_output.contiguous()
+    saved = saved.contiguous()
+    grad_preact = torch.empty_like(saved)
+    numel = saved.numel()
+    grid = (triton.cdiv(numel, ELEMENTWISE_BLOCK),)
+    _act_grad_kernel[grid](grad_output, saved, grad_preact, numel, float(param),
+                           ACTIVATION=CODES[activation], FROM_OUTPUT=from_output,
+                           ACC_DTYPE=_ACC_DTYPES.get(saved.dtype, tl.float32),
+                           BLOCK=ELEMENTWISE_BLOCK, num_warps=4)
+    return grad_preact
+
+
+def matmul_rowsum(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype, rowsum: bool):
+    """c = a @ b (a [P, R], b [R, Q], any strides) in fp32 accumulation, and Σ_r a[:, r].
+
+    Returns (c [P, Q] contiguous in ``out_dtype``, rowsum [P] in ``out_dtype`` or None).
+    P, Q >= 1; R may be 0 (c is then zero).
+    """
+    P, R = a.shape
+    Q = b.shape[1]
+    c = torch.empty((P, Q), dtype=out_dtype, device=a.device)
+    sums = torch.empty((P,), dtype=out_dtype, device=a.device) if rowsum else c
+    args = (a, b, c, sums, P, Q, R, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
+            c.stride(0), c.stride(1))
+    meta = dict(WRITE_ROWSUM=rowsum, **_common_meta(a))
+    key = (str(a.dtype), bucket(P), Q, R)
+    _launch_tuned(MATMUL_TUNER, _matmul_rowsum_kernel, key, _problem(P, Q, R, a),
+                  _matmul_grid(P, Q), args, meta)
+    return c, (sums if rowsum else None)
