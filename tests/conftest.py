@@ -1,0 +1,27 @@
+"""Test setup: with no GPU, run the real Triton kernels through Triton's interpreter.
+
+TRITON_INTERPRET must be set before fusedact (and so fusedact.kernels) is imported, because
+``triton.jit`` reads it when the kernels are defined. pytest imports conftest.py first.
+"""
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+import fusedact  # noqa: E402,F401  (import after the switch above)
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@pytest.fixture
+def device() -> str:
+    return DEVICE
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
