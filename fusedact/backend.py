@@ -28,18 +28,16 @@ def interpreter_enabled() -> bool:
 def active(tensor: torch.Tensor) -> str:
     """The path an op on ``tensor`` takes now: "triton", "interpret" or "torch"."""
     forced = _forced or os.environ.get("FUSEDACT_BACKEND") or None
-    if forced == "torch":
-        return "torch"
     if forced is not None and forced not in BACKENDS:
         raise ValueError(f"FUSEDACT_BACKEND must be one of {BACKENDS}, got {forced!r}")
-    if INTERPRETED:
-        return "interpret"
-    if tensor.is_cuda:
-        return "triton"
-    if forced is not None:
-        raise RuntimeError(f"backend {forced!r} was forced, but {tensor.device} tensors can only "
-                           "take the 'torch' path unless TRITON_INTERPRET=1 was set before import")
-    return "torch"
+    if forced == "torch":
+        return "torch"
+    default = "interpret" if INTERPRETED else ("triton" if tensor.is_cuda else "torch")
+    if forced is not None and forced != default:
+        raise RuntimeError(f"backend {forced!r} was forced, but {tensor.device} tensors take "
+                           f"{default!r} here (the interpreter is chosen by TRITON_INTERPRET=1 "
+                           "before fusedact is imported)")
+    return default
 
 
 @contextlib.contextmanager

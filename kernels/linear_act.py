@@ -231,6 +231,12 @@ _ACC_DTYPES = {torch.float64: tl.float64}
 _max_shared_memory: dict = {}
 
 
+def _alloc(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Every output buffer comes from here (tests swap in a NaN-filled one to catch
+    elements a kernel fails to write)."""
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
 def _problem(P, Q, R, tensor: torch.Tensor) -> dict:
     if tensor.is_cuda and not INTERPRETED:
         index = tensor.device.index if tensor.device.index is not None else torch.cuda.current_device()
@@ -275,8 +281,8 @@ def linear_act_forward(x: torch.Tensor, weight: torch.Tensor, bias, activation: 
     """
     M, K = x.shape
     N = weight.shape[0]
-    y = torch.empty((M, N), dtype=x.dtype, device=x.device)
-    z = torch.empty((M, N) if store_preact else (0,), dtype=x.dtype, device=x.device)
+    y = _alloc((M, N), x.dtype, x.device)
+    z = _alloc((M, N) if store_preact else (0,), x.dtype, x.device)
     args = (x, weight, bias if bias is not None else y, y, z if store_preact else y,
             M, N, K, x.stride(0), x.stride(1), weight.stride(0), weight.stride(1),
             y.stride(0), y.stride(1), float(param))
@@ -293,7 +299,7 @@ def act_grad(grad_output: torch.Tensor, saved: torch.Tensor, activation: str, pa
     """dZ = grad_output ⊙ act'(saved), same shape and dtype as ``saved``; saved is y or z."""
     grad_output = grad_output.contiguous()
     saved = saved.contiguous()
-    grad_preact = torch.empty_like(saved)
+    grad_preact = _alloc(saved.shape, saved.dtype, saved.device)
     numel = saved.numel()
     grid = (triton.cdiv(numel, ELEMENTWISE_BLOCK),)
     _act_grad_kernel[grid](grad_output, saved, grad_preact, numel, float(param),
@@ -311,8 +317,8 @@ def matmul_rowsum(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype, rows
     """
     P, R = a.shape
     Q = b.shape[1]
-    c = torch.empty((P, Q), dtype=out_dtype, device=a.device)
-    sums = torch.empty((P,), dtype=out_dtype, device=a.device) if rowsum else c
+    c = _alloc((P, Q), out_dtype, a.device)
+    sums = _alloc((P,), out_dtype, a.device) if rowsum else c
     args = (a, b, c, sums, P, Q, R, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
             c.stride(0), c.stride(1))
     meta = dict(WRITE_ROWSUM=rowsum, **_common_meta(a))
