@@ -75,6 +75,8 @@ def resolve(activation: str, negative_slope: Optional[float] = None,
     value = given[spec.param_name]
     if value is None:
         return spec, spec.param_default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    # `abs(v) < inf` rather than math.isfinite: it also traces under torch.compile, where a
+    # float attribute may arrive as a symbolic float.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) < math.inf:
         raise ValueError(f"{spec.param_name} must be a finite real number, got {value!r}")
     return spec, float(value)
