@@ -605,6 +605,11 @@ class Tuner:
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         write_entries(device, {self.entry_key(key): entry})
 
+    def chosen(self) -> dict:
+        """key -> config chosen so far in this process."""
+        with self._lock:
+            return dict(self._chosen)
+
     def forget(self) -> None:
         """Drop this process's in-memory choices (the disk cache is untouched)."""
         with self._lock:
