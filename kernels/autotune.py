@@ -459,15 +459,24 @@ class Tuner:
     # -- choosing
 
     def choose(self, key: tuple, problem: dict, run: Callable[[Config], None]) -> Config:
-        """The config for ``key``; ``run(config)`` launches the kernel once with it."""
-        mode = autotune_mode()
-        if mode == "interpret":
+        """The config for ``key``; ``run(config)`` launches the kernel once with it.
+
+        The mode is read when a key is first seen in this process; later calls for the key
+        are one dict lookup (this sits on every launch).
+        """
+        if INTERPRETED:
             return self.interpreter_config
+        chosen = self._chosen.get(key)  # a dict read is atomic: no lock on the hot path
+        if chosen is not None:
+            return chosen
+        mode = autotune_mode()
         with self._lock:
             if key in self._chosen:
                 return self._chosen[key]
             group = _distributed()
-            if group is None:
+            if mode == "interpret":
+                best = self.interpreter_config
+            elif group is None:
                 best = self._decide(key, problem, run, mode)
             else:
                 best = self._decide_as_group(key, problem, run, mode, group[0])

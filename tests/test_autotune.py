@@ -217,6 +217,13 @@ def test_interpreter_runs_exactly_one_config(tuning, monkeypatch):
     assert fake.timed == [] and not os.path.exists(str(tuning))
 
 
+def test_interpret_mode_by_variable_runs_one_config(tuning, monkeypatch):
+    monkeypatch.setenv("FUSEDACT_AUTOTUNE", "interpret")
+    fake = FakeKernel()
+    assert make_tuner(fake).choose(key(), problem(), fake.run) == CONFIGS[0]
+    assert fake.timed == []
+
+
 def test_unknown_mode_is_a_clear_error(tuning, monkeypatch):
     monkeypatch.setenv("FUSEDACT_AUTOTUNE", "fastest")
     with pytest.raises(ValueError, match="FUSEDACT_AUTOTUNE"):
