@@ -111,7 +111,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 note = "; time budget reached" if record.budget_hit else ""
                 print(f"  {tuner.name} {key}: {config}  {record.best_ms:.4f} ms; timed "
                       f"{record.timed}/{record.candidates} configs in {record.seconds:.1f} s"
-                      f"{' (' + str(record.failed) + ' failed)' if record.failed else ''}{note}")
+                      f"{' (' + str(record.failed) + ' failed)' if record.failed else ''}{note}; "
+                      f"the heuristic's pick: {record.heuristic_ms:.4f} ms "
+                      f"({record.heuristic_ms / record.best_ms - 1:+.1%})")
     if args.export:
         entries = {}
         folder = autotune.cache_dir()

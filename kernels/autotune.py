@@ -373,6 +373,8 @@ class TuningRecord:
     budget_hit: bool
     best: Config
     best_ms: float
+    heuristic: Config   # the rule's pick (always timed, first)
+    heuristic_ms: float
 
 
 #: Every Tuner constructed in this process, by name (the CLI lists and reports them).
@@ -390,6 +392,11 @@ def retuning() -> Iterator[None]:
         yield
     finally:
         _retuning = previous
+
+
+def _heuristic_json(record: "TuningRecord") -> dict:
+    ms = record.heuristic_ms
+    return {"config": record.heuristic.to_json(), "ms": None if ms != ms else round(ms, 6)}
 
 
 def _default_bench(fn: Callable[[], None]) -> float:
@@ -592,7 +599,8 @@ class Tuner:
             raise RuntimeError(f"{self.name}: none of {len(order)} configs could run for key {key}")
         best = min(timings, key=timings.get)
         record = TuningRecord(self.name, key, seconds, len(timings), len(candidates), failed,
-                              budget_hit, best, timings[best])
+                              budget_hit, best, timings[best], first,
+                              timings.get(first, float("nan")))
         self.history.append(record)
         logger.info("%s %s: %s (%.4f ms) after timing %d of %d configs in %.2f s%s",
                     self.name, key, best, timings[best], len(timings), len(candidates), seconds,
@@ -609,7 +617,7 @@ class Tuner:
                  "src": self.source_hash(), "config": best.to_json(),
                  "ms": round(record.best_ms, 6), "tuning_s": round(record.seconds, 3),
                  "timed": record.timed, "candidates": record.candidates,
-                 "budget_hit": record.budget_hit,
+                 "budget_hit": record.budget_hit, "heuristic": _heuristic_json(record),
                  "timings_ms": {str(c): round(t, 6) for c, t in timings.items()},
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         write_entries(device, {self.entry_key(key): entry})

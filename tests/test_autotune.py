@@ -99,6 +99,9 @@ def test_best_config_is_the_one_the_timer_favours(tuning):
     assert make_tuner(fake).choose(key(), problem(), fake.run) == FASTEST
     assert sorted(map(str, fake.timed)) == sorted(map(str, CONFIGS)), "each config timed once"
     assert fake.timed[0] == smallest(CONFIGS, {}), "the rule's pick is timed first"
+    record = autotune.TUNERS["fake_kernel"].history[-1]
+    assert (record.best, record.best_ms) == (FASTEST, 0.5)
+    assert record.heuristic_ms == TIMES[smallest(CONFIGS, {})]  # reported: rule vs tuned
 
 
 def test_second_call_reuses_and_a_new_bucket_tunes(tuning):
