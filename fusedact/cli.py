@@ -8,9 +8,11 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-#: command -> (module with main(argv), one-line help)
+#: command -> (module with main(argv), or "module:function", one-line help)
 COMMANDS = {
     "info": ("fusedact.cli", "versions, devices and which backend each op takes"),
+    "tune": ("fusedact.tune_cli", "pre-tune kernels for given shapes and dtypes (needs a GPU)"),
+    "cache": ("fusedact.tune_cli:cache_main", "show, locate (path) or clear the tuning cache"),
 }
 
 
@@ -41,4 +43,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     module_name, _ = COMMANDS[argv[0]]
     if argv[0] == "info":
         return info(argv[1:])
-    return importlib.import_module(module_name).main(argv[1:])
+    module_name, _, function = module_name.partition(":")
+    return getattr(importlib.import_module(module_name), function or "main")(argv[1:])
