@@ -219,10 +219,11 @@ def _heuristic_config(configs, problem: dict) -> Config:
     return min(configs, key=area)
 
 
+# kernel=: the cache key hashes the kernel's source and the jit helpers it calls.
 FORWARD_TUNER = Tuner("linear_act_fwd", MATMUL_CONFIGS, INTERPRETER_CONFIG,
-                      _keep_config, _heuristic_config)
+                      _keep_config, _heuristic_config, kernel=_linear_act_fwd_kernel)
 MATMUL_TUNER = Tuner("matmul_rowsum", MATMUL_CONFIGS, INTERPRETER_CONFIG,
-                     _keep_config, _heuristic_config)
+                     _keep_config, _heuristic_config, kernel=_matmul_rowsum_kernel)
 
 
 # ------------------------------------------------------------------------- launchers
