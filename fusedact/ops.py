@@ -2,7 +2,7 @@
 
 Each op body picks its path with ``fusedact.backend.active``: the Triton launchers of
 ``fusedact.kernels`` (compiled on CUDA, interpreted on the CPU when TRITON_INTERPRET=1), or
-the plain-torch path on the CPU. Ops take 2-D inputs; ``fusedact.functional`` validates and
+``fusedact.torch_path`` (eager's own kernels) on the CPU. Ops take 2-D inputs; ``fusedact.functional`` validates and
 flattens before calling them. Why ``custom_op`` and not ``triton_op``: see DESIGN.md (it
 passes opcheck and torch.compile under the interpreter too).
 """
@@ -13,13 +13,9 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from fusedact import backend, reference
+from fusedact import backend, torch_path
 from fusedact.activations import resolve
 from fusedact.kernels import linear_act as linear_act_kernels
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _empty(like: Tensor) -> Tensor:
@@ -38,11 +34,8 @@ def linear_act_fwd(x: Tensor, weight: Tensor, bias: Optional[Tensor], activation
         y = x.new_empty((M, N))
         return y, (x.new_empty((M, N)) if store_preact else _empty(x))
     if backend.active(x) == "torch":
-        z = torch.nn.functional.linear(x.to(_compute_dtype(x.dtype)),
-                                       weight.to(_compute_dtype(x.dtype)),
-                                       None if bias is None else bias.to(_compute_dtype(x.dtype)))
-        y = reference.activation(z, activation, param).to(x.dtype)
-        return y, (z.to(x.dtype) if store_preact else _empty(x))
+        y, z = torch_path.linear_act_forward(x, weight, bias, activation, param, store_preact)
+        return y, (z if store_preact else _empty(x))
     return linear_act_kernels.linear_act_forward(x, weight, bias, activation, param, store_preact)
 
 
@@ -63,24 +56,17 @@ def linear_act_bwd(grad_output: Tensor, x: Tensor, weight: Tensor, saved: Tensor
     """
     M, K = x.shape
     N = weight.shape[0]
-    path = backend.active(x)
+    if backend.active(x) == "torch" or min(M, N, K) == 0:
+        # Zero-sized problems have nothing to launch; torch gives the right empty/zero shapes.
+        grad_preact = torch_path.act_grad(grad_output, saved, activation, param, from_output)
+        grad_input, grad_weight, grad_bias = torch_path.linear_backward(grad_preact, x, weight,
+                                                                        has_bias)
+        return grad_input, grad_weight, (grad_bias if has_bias else _empty(x))
     if activation == "identity":
         grad_preact = grad_output
-    elif path == "torch" or M == 0 or N == 0:
-        compute = _compute_dtype(x.dtype)
-        derivative = reference.activation_grad(saved.to(compute), activation, param, from_output)
-        grad_preact = (grad_output.to(compute) * derivative).to(x.dtype)
     else:
         grad_preact = linear_act_kernels.act_grad(grad_output, saved, activation, param,
                                                   from_output)
-    if path == "torch" or min(M, N, K) == 0:
-        # Zero-sized problems have nothing to launch; torch gives the right empty/zero shapes.
-        compute = _compute_dtype(x.dtype)
-        g = grad_preact.to(compute)
-        grad_input = (g @ weight.to(compute)).to(x.dtype)
-        grad_weight = (g.T @ x.to(compute)).to(weight.dtype)
-        grad_bias = g.sum(0).to(weight.dtype) if has_bias else _empty(x)
-        return grad_input, grad_weight, grad_bias
     grad_input, _ = linear_act_kernels.matmul_rowsum(grad_preact, weight, x.dtype, rowsum=False)
     grad_weight, grad_bias = linear_act_kernels.matmul_rowsum(grad_preact.T, x, weight.dtype,
                                                               rowsum=has_bias)
