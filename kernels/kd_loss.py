@@ -35,8 +35,8 @@ import triton.language as tl
 
 from . import INTERPRETED
 from .online import online_step, safe_max
-from .softmax import (GPU_LIMITS, INTERPRETER_LIMITS, Limits, acc_dtype, load_scaled_logits,
-                      one_pass_warps, plan)
+from .softmax import (GPU_LIMITS, INTERPRETER_LIMITS, Limits, acc_dtype, gpu_block_shapes,
+                      kernel_signature, load_scaled_logits, plan)
 from .variants import Variant
 
 # ----------------------------------------------------------------------------- kernels
@@ -165,25 +165,21 @@ def _kd_loss_fwd_kernel(
 
 @triton.jit
 def _scale_rows_kernel(
-    # pointers: GRAD [M, V] and DX contiguous, ROW_SCALE [M] (or a scalar: stride 0)
+    # pointers: GRAD and DX [M, V] contiguous, ROW_SCALE [M] (stride 0: one shared value)
     GRAD, ROW_SCALE, DX,
     # sizes
-    M, N,
-    # stride of ROW_SCALE (0 broadcasts one value)
+    numel, N,
+    # stride of ROW_SCALE
     stride_scale,
     # meta
-    ACC_DTYPE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ACC_DTYPE: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """The KD backward: dx[r, :] = grad[r, :] · row_scale[r]."""
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    row_mask = rows < M
-    mask = row_mask[:, None] & (cols[None, :] < N)
-    offsets = rows.to(tl.int64)[:, None] * N + cols[None, :]
-    scale = tl.load(ROW_SCALE + rows.to(tl.int64) * stride_scale, mask=row_mask, other=0.0)
+    """The KD backward, flat over M·V elements: dx[r, i] = grad[r, i] · row_scale[r]."""
+    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < numel
+    scale = tl.load(ROW_SCALE + (offsets // N) * stride_scale, mask=mask, other=0.0)
     grad = tl.load(GRAD + offsets, mask=mask, other=0.0).to(ACC_DTYPE)
-    dx = grad * scale.to(ACC_DTYPE)[:, None]
-    tl.store(DX + offsets, dx.to(DX.dtype.element_ty), mask=mask)
+    tl.store(DX + offsets, (grad * scale.to(ACC_DTYPE)).to(DX.dtype.element_ty), mask=mask)
 
 
 # -------------------------------------------------------------------- launch plans
@@ -198,12 +194,9 @@ def kd_limits() -> Limits:
     return KD_INTERPRETER_LIMITS if INTERPRETED else KD_GPU_LIMITS
 
 
-def scale_blocks(M: int, N: int, limits: Limits | None = None) -> tuple[int, int, int]:
-    """(BLOCK_M, BLOCK_N, num_warps) of the elementwise backward."""
-    limits = limits or kd_limits()
-    block_n = min(max(limits.min_block, triton.next_power_of_2(N)), limits.stream_block)
-    block_m = max(1, min(limits.block_elements // block_n, triton.next_power_of_2(M)))
-    return block_m, block_n, one_pass_warps(block_m, block_n)
+#: Elements per program of the elementwise backward (16 per thread at 8 warps on a GPU).
+SCALE_BLOCK = 4096
+INTERPRETER_SCALE_BLOCK = 256
 
 
 REDUCTIONS = ("none", "batchmean", "sum", "mean")
@@ -257,14 +250,58 @@ def kd_loss_forward(student: torch.Tensor, teacher: torch.Tensor, labels, temper
     return row_loss, grad
 
 
-def kd_loss_backward(grad_rows: torch.Tensor, grad: torch.Tensor,
-                     limits: Limits | None = None) -> torch.Tensor:
-    """dx = grad · grad_rows[:, None] for grad [M, V] (contiguous) and grad_rows [M]."""
+def kd_loss_backward(grad_rows: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """dx = grad · grad_rows[:, None] for grad [M, V] and grad_rows [M] (or a 0-stride view
+    of one value). Returns dx [M, V] contiguous in grad's dtype."""
     M, N = grad.shape
     grad = grad.contiguous()
     dx = torch.empty_like(grad)
-    block_m, block_n, warps = scale_blocks(M, N, limits)
-    _scale_rows_kernel[(triton.cdiv(M, block_m), triton.cdiv(N, block_n))](
-        grad, grad_rows, dx, M, N, grad_rows.stride(0),
-        ACC_DTYPE=acc_dtype(grad.dtype), BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps)
+    block = INTERPRETER_SCALE_BLOCK if INTERPRETED else SCALE_BLOCK
+    _scale_rows_kernel[(triton.cdiv(grad.numel(), block),)](
+        grad, grad_rows, dx, grad.numel(), N, grad_rows.stride(0),
+        ACC_DTYPE=acc_dtype(grad.dtype), BLOCK=block, num_warps=8)
     return dx
+
+
+# ----------------------------------------------------------------- AOT compile list
+
+
+def compile_variants() -> list[Variant]:
+    """Every launch ``kd_loss_forward`` / ``kd_loss_backward`` can make on a GPU.
+
+    The forward: fp16 / bf16 / fp32 x {no labels, labels, labels + hard loss} x WRITE_GRAD x
+    every block shape of ``softmax.gpu_block_shapes(KD_GPU_LIMITS)`` (one pass 64 .. 8192
+    columns, and streaming); the backward: one block per dtype. Contiguous rows (column
+    strides constexpr 1); without labels the LABELS and, without a gradient, the GRAD
+    arguments receive the fp32 row-loss buffer, as the launcher passes it.
+    """
+    variants = []
+    label_modes = ((False, False), (True, False), (True, True))  # (HAS_LABELS, HARD)
+    for dtype in ("fp16", "bf16", "fp32"):
+        pointer = f"*{dtype}"
+        for has_labels, hard in label_modes:
+            for write_grad in (False, True):
+                for path, block_m, block_n, warps in gpu_block_shapes(KD_GPU_LIMITS):
+                    constexprs = dict(stride_s_n=1, stride_t_n=1, HAS_LABELS=has_labels,
+                                      HARD=hard, WRITE_GRAD=write_grad,
+                                      ONE_PASS=path == "one_pass", ACC_DTYPE=tl.float32,
+                                      BLOCK_M=block_m, BLOCK_N=block_n)
+                    types = {"S": pointer, "TEACHER": pointer,
+                             "LABELS": "*i64" if has_labels else "*fp32",
+                             "ROW_LOSS": "*fp32", "GRAD": pointer if write_grad else "*fp32",
+                             "SCALES": "*fp32", "M": "i32", "N": "i32", "stride_s_m": "i32",
+                             "stride_t_m": "i32", "inv_temperature": "fp32",
+                             "temperature": "fp32", "kl_weight": "fp32",
+                             "hard_weight": "fp32", "ignore_index": "i32",
+                             **{name: "constexpr" for name in constexprs}}
+                    variants.append(Variant("kd_loss_fwd", _kd_loss_fwd_kernel,
+                                            kernel_signature(_kd_loss_fwd_kernel, types),
+                                            constexprs, warps, 3, dtype))
+        constexprs = dict(ACC_DTYPE=tl.float32, BLOCK=SCALE_BLOCK)
+        types = {"GRAD": pointer, "ROW_SCALE": "*fp32", "DX": pointer, "numel": "i32",
+                 "N": "i32", "stride_scale": "i32", "ACC_DTYPE": "constexpr",
+                 "BLOCK": "constexpr"}
+        variants.append(Variant("kd_loss_bwd", _scale_rows_kernel,
+                                kernel_signature(_scale_rows_kernel, types), constexprs, 8, 3,
+                                dtype))
+    return variants

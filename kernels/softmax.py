@@ -364,7 +364,7 @@ class Limits:
 
 #: Compiled GPU kernels: one pass up to 16384 columns (64 KiB of fp32 in registers over 16
 #: warps: 32 values a thread), 4096-wide streaming blocks.
-GPU_LIMITS = Limits(max_block=16384, min_block=16, block_elements=4096, stream_block=4096,
+GPU_LIMITS = Limits(max_block=16384, min_block=64, block_elements=4096, stream_block=4096,
                     split_min_cols=16384, max_splits=128, target_programs=None)
 #: The interpreter costs ~4 ms per program x loop step, so its blocks are tiny: every path
 #: is reachable with rows of a few hundred columns.
@@ -412,8 +412,9 @@ def plan(M: int, N: int, device: torch.device | str = "cpu", limits: Limits | No
     limits = limits or default_limits()
     block_n = max(limits.min_block, triton.next_power_of_2(N))
     if block_n <= limits.max_block:
+        # Not capped by M: a few masked rows cost nothing, and a finite set of block
+        # shapes is what compile_variants lists for ahead-of-time compilation.
         block_m = max(1, limits.block_elements // block_n)
-        block_m = min(block_m, triton.next_power_of_2(M))
         return Plan("one_pass", block_m, block_n, one_pass_warps(block_m, block_n))
     stream_warps = one_pass_warps(1, limits.stream_block) * 2
     if allow_split:
@@ -497,3 +498,84 @@ def softmax_backward(y: torch.Tensor, grad_output: torch.Tensor, temperature: fl
         LOG=log, ONE_PASS=p.path == "one_pass", ACC_DTYPE=acc,
         BLOCK_M=p.block_m, BLOCK_N=p.block_n, num_warps=p.num_warps)
     return dx
+
+
+# ----------------------------------------------------------------- AOT compile list
+
+_POINTER = {"fp16": "*fp16", "bf16": "*bf16", "fp32": "*fp32"}
+
+
+def gpu_block_shapes(limits: Limits = GPU_LIMITS) -> list[tuple[str, int, int, int]]:
+    """Every (path, BLOCK_M, BLOCK_N, num_warps) ``plan`` can return on a GPU."""
+    shapes = []
+    block_n = limits.min_block
+    while block_n <= limits.max_block:
+        block_m = max(1, limits.block_elements // block_n)
+        shapes.append(("one_pass", block_m, block_n, one_pass_warps(block_m, block_n)))
+        block_n *= 2
+    shapes.append(("stream", 1, limits.stream_block, one_pass_warps(1, limits.stream_block) * 2))
+    return shapes
+
+
+def kernel_signature(kernel, types: dict) -> dict:
+    """``types`` (argument -> Triton type) in the kernel's argument order, all covered."""
+    missing = set(kernel.arg_names) ^ set(types)
+    if missing:
+        raise ValueError(f"{kernel.__name__}: signature mismatch on {sorted(missing)}")
+    return {name: types[name] for name in kernel.arg_names}
+
+
+def compile_variants() -> list[Variant]:
+    """Every launch ``softmax_forward`` / ``softmax_backward`` can make on a GPU.
+
+    fp16 / bf16 / fp32 x LOG x every block shape of ``gpu_block_shapes`` (one pass 64 ..
+    16384 columns, and streaming), plus the four split-row kernels. Described for the
+    common launch: contiguous rows (the column strides are constexpr 1, as Triton
+    specializes them). num_stages is Triton's default (3): the launchers do not set it.
+    """
+    variants = []
+    limits = GPU_LIMITS
+    stream_warps = one_pass_warps(1, limits.stream_block) * 2
+    block_splits = triton.next_power_of_2(limits.max_splits)
+    for dtype, pointer in _POINTER.items():
+        acc = tl.float32
+
+        def add(name, kernel, pointers, ints, floats, constexprs, num_warps):
+            types = {p: "*fp32" if p.startswith("PART_") else pointer for p in pointers}
+            types.update({i: "i32" for i in ints})
+            types.update({f: "fp32" for f in floats})
+            types.update({c: "constexpr" for c in constexprs})
+            signature = kernel_signature(kernel, types)
+            variants.append(Variant(name, kernel, signature, constexprs, num_warps, 3, dtype))
+
+        for log in (False, True):
+            for path, block_m, block_n, warps in gpu_block_shapes(limits):
+                add("softmax_fwd", _softmax_fwd_kernel, ("X", "Y"),
+                    ("M", "N", "stride_x_m"), ("inv_temperature",),
+                    dict(stride_x_n=1, LOG=log, ONE_PASS=path == "one_pass", ACC_DTYPE=acc,
+                         BLOCK_M=block_m, BLOCK_N=block_n), warps)
+                add("softmax_bwd", _softmax_bwd_kernel, ("Y", "DY", "DX"),
+                    ("M", "N", "stride_y_m", "stride_dy_m"), ("inv_temperature",),
+                    dict(stride_y_n=1, stride_dy_n=1, LOG=log, ONE_PASS=path == "one_pass",
+                         ACC_DTYPE=acc, BLOCK_M=block_m, BLOCK_N=block_n), warps)
+            add("softmax_fwd_split_write", _softmax_fwd_split_write_kernel,
+                ("X", "Y", "PART_MAX", "PART_SUM"),
+                ("M", "N", "chunk", "num_splits", "stride_x_m"), ("inv_temperature",),
+                dict(stride_x_n=1, LOG=log, ACC_DTYPE=acc, BLOCK_N=limits.stream_block,
+                     BLOCK_SPLITS=block_splits), stream_warps)
+            add("softmax_bwd_split_sum", _softmax_bwd_split_sum_kernel,
+                ("Y", "DY", "PART_SUM"),
+                ("M", "N", "chunk", "num_splits", "stride_y_m", "stride_dy_m"), (),
+                dict(stride_y_n=1, stride_dy_n=1, LOG=log, ACC_DTYPE=acc,
+                     BLOCK_N=limits.stream_block), stream_warps)
+            add("softmax_bwd_split_write", _softmax_bwd_split_write_kernel,
+                ("Y", "DY", "DX", "PART_SUM"),
+                ("M", "N", "chunk", "num_splits", "stride_y_m", "stride_dy_m"),
+                ("inv_temperature",),
+                dict(stride_y_n=1, stride_dy_n=1, LOG=log, ACC_DTYPE=acc,
+                     BLOCK_N=limits.stream_block, BLOCK_SPLITS=block_splits), stream_warps)
+        add("softmax_fwd_split_stats", _softmax_fwd_split_stats_kernel,
+            ("X", "PART_MAX", "PART_SUM"), ("M", "N", "chunk", "num_splits", "stride_x_m"),
+            ("inv_temperature",),
+            dict(stride_x_n=1, ACC_DTYPE=acc, BLOCK_N=limits.stream_block), stream_warps)
+    return variants
