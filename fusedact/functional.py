@@ -79,6 +79,8 @@ def linear_act(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
 import math  # noqa: E402
 import numbers  # noqa: E402
 
+from fusedact import reference  # noqa: E402
+
 KD_REDUCTIONS = ("batchmean", "sum", "mean", "none")
 
 
@@ -165,7 +167,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
     Raises TypeError for non-tensors, non-floating logits, mismatched dtypes, non-integer
     labels, or a non-number temperature/hard_weight; ValueError for a temperature that is
     not positive and finite, mismatched shapes or devices, wrongly shaped or out-of-range
-    labels (the range is checked for CPU labels only: no device sync), an unknown
+    labels (the range is checked for CPU labels outside torch.compile only: no device sync), an unknown
     reduction, or hard_weight outside [0, 1] or without labels.
     """
     _check_tensor("student_logits", student_logits)
@@ -206,7 +208,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
         if labels.device != student_logits.device:
             raise ValueError(f"labels must be on the logits' device {student_logits.device}, "
                              f"got {labels.device}")
-        if labels.device.type == "cpu" and labels.numel():
+        if labels.device.type == "cpu" and labels.numel() and not torch.compiler.is_compiling():
             bad = (labels != ignore_index) & ((labels < 0) | (labels >= V))
             if bool(bad.any()):
                 raise ValueError(f"labels must be in [0, {V}) or equal ignore_index="
@@ -216,7 +218,6 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
                          "labels")
 
     if student_logits.numel() == 0:  # nothing to launch: torch's own empty semantics
-        from fusedact import reference
         return reference.kd_loss(student_logits, teacher_logits.detach(), value, reduction,
                                  int(ignore_index), labels, hard_weight)
     M = math.prod(lead)

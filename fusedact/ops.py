@@ -213,7 +213,7 @@ def kd_loss_fwd(student: Tensor, teacher: Tensor, labels: Optional[Tensor], temp
         row_loss = ((1.0 - hard_weight) * temperature ** 2 * scales[0]) * kl
         if hard_weight != 0.0:
             row_loss = row_loss + (hard_weight * scales[1]) * ce
-        row_loss = torch.where(keep, row_loss, torch.zeros_like(row_loss))
+        row_loss = torch.where(keep, row_loss, 0.0 * scales[1])  # all ignored: NaN, as torch
         if not write_grad:
             return row_loss, _empty(student)
         grad = reference.kd_loss_grad(s, t, temperature, labels, ignore_index, hard_weight,

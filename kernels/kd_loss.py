@@ -136,7 +136,9 @@ def _kd_loss_fwd_kernel(
         s_label = tl.load(S + s_rows64 + tl.where(label_ok, label, 0).to(tl.int64) * stride_s_n,
                           mask=label_ok, other=0.0).to(ACC_DTYPE)
         row_loss += (hard_weight * scale_ce) * (m_h + tl.log(d_h) - s_label)
-    tl.store(ROW_LOSS + rows, tl.where(keep, row_loss, 0.0), mask=row_mask)
+    # an ignored row adds 0, unless every row is ignored: then the mean's scale is 1/0 and
+    # 0·inf makes the loss NaN, as torch's cross_entropy gives
+    tl.store(ROW_LOSS + rows, tl.where(keep, row_loss, 0.0 * scale_ce), mask=row_mask)
 
     if WRITE_GRAD:
         kl_coef = kl_weight * scale_kl * temperature
