@@ -114,3 +114,142 @@ def _linear_act_backward(ctx, grad_y, grad_z):
 
 torch.library.register_autograd("fusedact::linear_act_fwd", _linear_act_backward,
                                 setup_context=_linear_act_setup_context)
+
+
+# ===================================================================================
+# Temperature softmax / log-softmax and the distillation loss (issue 3)
+# ===================================================================================
+from fusedact.kernels import kd_loss as kd_loss_kernels  # noqa: E402
+from fusedact.kernels import softmax as softmax_kernels  # noqa: E402
+
+
+@torch.library.custom_op("fusedact::softmax_fwd", mutates_args=())
+def softmax_fwd(x: Tensor, temperature: float, log: bool) -> Tensor:
+    """softmax(x / T) over the last axis of x [M, N] (any strides), or log_softmax when
+    ``log``; [M, N] contiguous in x's dtype."""
+    M, N = x.shape
+    if M == 0 or N == 0:
+        return x.new_empty((M, N))
+    if backend.active(x) == "torch":
+        # one compute-dtype temporary besides torch's own output
+        z = x.to(_compute_dtype(x.dtype), copy=True).mul_(1.0 / temperature)
+        y = torch.log_softmax(z, -1) if log else torch.softmax(z, -1)
+        return y.to(x.dtype)
+    return softmax_kernels.softmax_forward(x, temperature, log)
+
+
+@softmax_fwd.register_fake
+def _(x, temperature, log):
+    return x.new_empty(x.shape)
+
+
+@torch.library.custom_op("fusedact::softmax_bwd", mutates_args=())
+def softmax_bwd(grad_output: Tensor, y: Tensor, temperature: float, log: bool) -> Tensor:
+    """dx of ``softmax_fwd`` from its output y and grad_output (both [M, N])."""
+    M, N = y.shape
+    if M == 0 or N == 0:
+        return y.new_empty((M, N))
+    if backend.active(y) == "torch":
+        compute = _compute_dtype(y.dtype)
+        return reference.softmax_backward(y.to(compute), grad_output.to(compute), temperature,
+                                          -1, log).to(y.dtype)
+    return softmax_kernels.softmax_backward(y, grad_output, temperature, log)
+
+
+@softmax_bwd.register_fake
+def _(grad_output, y, temperature, log):
+    return y.new_empty(y.shape)
+
+
+def _softmax_setup_context(ctx, inputs, output):
+    _, temperature, log = inputs
+    ctx.temperature, ctx.log = temperature, log
+    ctx.save_for_backward(output)  # the backward reads y only, never x
+
+
+def _softmax_backward(ctx, grad_y):
+    (y,) = ctx.saved_tensors
+    return softmax_bwd(grad_y, y, ctx.temperature, ctx.log), None, None
+
+
+torch.library.register_autograd("fusedact::softmax_fwd", _softmax_backward,
+                                setup_context=_softmax_setup_context)
+
+
+@torch.library.custom_op("fusedact::kd_loss_fwd", mutates_args=())
+def kd_loss_fwd(student: Tensor, teacher: Tensor, labels: Optional[Tensor], temperature: float,
+                hard_weight: float, ignore_index: int, reduction: str,
+                write_grad: bool) -> tuple[Tensor, Tensor]:
+    """(row_loss [M] in fp32 (fp64 for fp64), grad [M, V] in the student's dtype or empty).
+
+    row_loss holds each row's loss already scaled by the reduction (its sum is the reduced
+    loss; for "none" it is the per-row loss); grad = d(row_loss)/d(student), written in the
+    same pass when ``write_grad``. student, teacher [M, V] (any strides), labels [M] or None.
+    """
+    M, V = student.shape
+    compute = _compute_dtype(student.dtype)
+    if M == 0 or V == 0:
+        return (student.new_zeros((M,), dtype=compute),
+                student.new_zeros((M, V)) if write_grad else _empty(student))
+    if backend.active(student) == "torch":
+        s, t = student.to(compute), teacher.to(compute)
+        scales = kd_loss_kernels.reduction_scales(labels, M, V, reduction, ignore_index,
+                                                  student.device, compute)
+        kl, ce, keep = reference.kd_loss_parts(s, t, temperature, labels, ignore_index)
+        row_loss = ((1.0 - hard_weight) * temperature ** 2 * scales[0]) * kl
+        if hard_weight != 0.0:
+            row_loss = row_loss + (hard_weight * scales[1]) * ce
+        row_loss = torch.where(keep, row_loss, 0.0 * scales[1])  # all ignored: NaN, as torch
+        if not write_grad:
+            return row_loss, _empty(student)
+        grad = reference.kd_loss_grad(s, t, temperature, labels, ignore_index, hard_weight,
+                                      scales)
+        return row_loss, grad.to(student.dtype)
+    return kd_loss_kernels.kd_loss_forward(student, teacher, labels, temperature, hard_weight,
+                                           ignore_index, reduction, write_grad)
+
+
+@kd_loss_fwd.register_fake
+def _(student, teacher, labels, temperature, hard_weight, ignore_index, reduction, write_grad):
+    M, V = student.shape
+    return (student.new_empty((M,), dtype=_compute_dtype(student.dtype)),
+            student.new_empty((M, V)) if write_grad else student.new_empty((0,)))
+
+
+@torch.library.custom_op("fusedact::kd_loss_bwd", mutates_args=())
+def kd_loss_bwd(grad_rows: Tensor, grad: Tensor) -> Tensor:
+    """d(loss)/d(student) = grad · grad_rows[:, None]: grad [M, V] from ``kd_loss_fwd``,
+    grad_rows [M] the incoming gradient of its row losses."""
+    M, V = grad.shape
+    if M == 0 or V == 0:
+        return grad.new_zeros((M, V))
+    if backend.active(grad) == "torch":
+        return grad * grad_rows.to(grad.dtype)[:, None]
+    return kd_loss_kernels.kd_loss_backward(grad_rows.to(_compute_dtype(grad.dtype)), grad)
+
+
+@kd_loss_bwd.register_fake
+def _(grad_rows, grad):
+    return grad.new_empty(grad.shape)
+
+
+def _kd_loss_setup_context(ctx, inputs, output):
+    ctx.write_grad = inputs[-1]
+    _, grad = output
+    # the only [M, V] tensor kept for backward: the gradient itself, in the student's dtype
+    ctx.save_for_backward(grad if ctx.write_grad else None)
+
+
+def _kd_loss_backward(ctx, grad_rows, _grad_grad):
+    if not ctx.write_grad:
+        raise RuntimeError("fusedact::kd_loss_fwd was called with write_grad=False, so it has "
+                           "no student gradient; call fusedact.kd_loss, which sets it when a "
+                           "gradient is needed")
+    (grad,) = ctx.saved_tensors
+    grad_student = kd_loss_bwd(grad_rows, grad) if ctx.needs_input_grad[0] else None
+    # the teacher gets no gradient (distillation trains the student only)
+    return grad_student, None, None, None, None, None, None, None
+
+
+torch.library.register_autograd("fusedact::kd_loss_fwd", _kd_loss_backward,
+                                setup_context=_kd_loss_setup_context)
