@@ -13,9 +13,13 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from fusedact import backend, torch_path
+from fusedact import backend, reference, torch_path
 from fusedact.activations import resolve
 from fusedact.kernels import linear_act as linear_act_kernels
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _empty(like: Tensor) -> Tensor:
