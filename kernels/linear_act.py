@@ -233,8 +233,8 @@ _max_shared_memory: dict = {}
 
 
 def _alloc(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Every output buffer comes from here (tests swap in a NaN-filled one to catch
-    elements a kernel fails to write)."""
+    """Every output buffer comes from here, through ``torch.empty`` (the tests make that
+    NaN-filled to catch elements a kernel fails to write)."""
     return torch.empty(shape, dtype=dtype, device=device)
 
 

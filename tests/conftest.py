@@ -13,8 +13,7 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 import fusedact  # noqa: E402,F401  (import after the switch above)
-
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+from helpers import DEVICE, poison_allocations  # noqa: E402
 
 
 @pytest.fixture
@@ -29,8 +28,6 @@ def _seed():
 
 @pytest.fixture
 def poison(monkeypatch):
-    """Every kernel output buffer starts as NaN, so an element a kernel forgets shows."""
-    from fusedact.kernels import linear_act as linear_act_kernels
-    from helpers import poisoned_empty
-
-    monkeypatch.setattr(linear_act_kernels, "_alloc", poisoned_empty)
+    """Every kernel output buffer starts as NaN, so an element a kernel forgets shows: all
+    launchers allocate with torch.empty / torch.empty_like, which this makes NaN-filled."""
+    poison_allocations(monkeypatch)

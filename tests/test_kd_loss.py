@@ -9,7 +9,7 @@ from fusedact import nn as fnn
 from fusedact import ops
 from fusedact.kernels import kd_loss as kd_kernels
 from fusedact.kernels import softmax as softmax_kernels
-from _poison import assert_close, poison
+from helpers import DEVICE, assert_close
 
 REDUCTIONS = ["batchmean", "sum", "mean", "none"]
 # (dtype, rtol, atol·scale). fp32: fp32 math, sums of <= 100 terms: ~1e-6 relative.
@@ -25,16 +25,16 @@ LABEL_MODES = ["no_labels", "labels", "hard"]
 
 
 @pytest.fixture(autouse=True)
-def _poison_outputs(monkeypatch):
-    poison(monkeypatch)
+def _poison_outputs(poison):
+    """Every output buffer starts NaN-filled (conftest.py's ``poison``)."""
 
 
 def _inputs(shape, dtype, label_mode, scale=3.0):
-    student = (torch.randn(shape) * scale).to(dtype)
-    teacher = (torch.randn(shape) * scale).to(dtype)
+    student = (torch.randn(shape, device=DEVICE) * scale).to(dtype)
+    teacher = (torch.randn(shape, device=DEVICE) * scale).to(dtype)
     labels, hard_weight = None, 0.0
     if label_mode != "no_labels":
-        labels = torch.randint(0, shape[-1], shape[:-1])
+        labels = torch.randint(0, shape[-1], shape[:-1], device=DEVICE)
         labels.view(-1)[::3] = -100                          # some rows ignored
         hard_weight = 0.3 if label_mode == "hard" else 0.0
     return student, teacher, labels, hard_weight
@@ -49,12 +49,12 @@ def _check(student, teacher, temperature, reduction, labels, hard_weight, rtol, 
     expected = reference.kd_loss(s64, teacher.double(), temperature, reduction, -100, labels,
                                  hard_weight)
     # a loss of exactly 0 (V = 1) is matched to fp32 rounding of O(1) terms, not to 0
-    assert_close(loss, expected, rtol, atol, scale=max(expected.abs().max().item(), 1.0))
+    assert_close(loss, expected, (rtol, atol), scale=max(expected.abs().max().item(), 1.0))
     grad_output = torch.rand_like(expected) + 0.5
     (grad,) = torch.autograd.grad(loss, student, grad_output.to(loss.dtype))
     (grad64,) = torch.autograd.grad(expected, s64, grad_output)
     assert grad.dtype == student.dtype
-    assert_close(grad, grad64, rtol, atol)
+    assert_close(grad, grad64, (rtol, atol))
 
 
 @pytest.mark.parametrize("dtype,rtol,atol", TOLERANCES)
@@ -81,18 +81,18 @@ def test_shapes(shape):
 
 @pytest.mark.parametrize("dtype,rtol,atol", [TOLERANCES[0], TOLERANCES[2]])
 def test_streaming_path(dtype, rtol, atol):
-    if not backend.interpreter_enabled():
-        pytest.skip("the one-pass limit asserted here is the interpreter's")
-    assert softmax_kernels.plan(3, 65, limits=kd_kernels.kd_limits(), allow_split=False).path \
+    # rows one past the one-pass limit (64 columns interpreted, 8192 compiled)
+    shape = (3, kd_kernels.kd_limits().max_block + 1)
+    assert softmax_kernels.plan(*shape, limits=kd_kernels.kd_limits(), allow_split=False).path \
         == "stream"
-    student, teacher, labels, hard_weight = _inputs((3, 65), dtype, "hard")
+    student, teacher, labels, hard_weight = _inputs(shape, dtype, "hard")
     _check(student, teacher, 3.0, "mean", labels, hard_weight, rtol, atol)
 
 
 def test_matches_torch_formula():
     """The 2-D definitions are torch's: kl_div(log_softmax, log_softmax, log_target) · T²,
     plus cross_entropy for the hard term."""
-    s, t = torch.randn(6, 19) * 2, torch.randn(6, 19) * 2
+    s, t = torch.randn(6, 19, device=DEVICE) * 2, torch.randn(6, 19, device=DEVICE) * 2
     T = 4.0
     log_p_s, log_p_t = F.log_softmax(s / T, -1), F.log_softmax(t / T, -1)
     for reduction in ("batchmean", "sum", "mean"):
@@ -100,7 +100,7 @@ def test_matches_torch_formula():
         torch.testing.assert_close(ff.kd_loss(s, t, T, reduction), expected)
     expected = F.kl_div(log_p_s, log_p_t, reduction="none", log_target=True).sum(-1) * T * T
     torch.testing.assert_close(ff.kd_loss(s, t, T, "none"), expected)
-    labels = torch.randint(0, 19, (6,))
+    labels = torch.randint(0, 19, (6,), device=DEVICE)
     labels[2] = -100
     keep = labels != -100
     kl = F.kl_div(log_p_s[keep], log_p_t[keep], reduction="batchmean", log_target=True) * T * T
@@ -118,13 +118,14 @@ def test_masked_and_huge_logits():
     _check(student, teacher, 2.0, "batchmean", labels, 0.4, 2e-5, 2e-5)
     loss = ff.kd_loss(student, teacher, 2.0, labels=labels, hard_weight=0.4)
     assert torch.isfinite(loss)
-    big_s, big_t = torch.randn(3, 30) * 1e4, torch.randn(3, 30) * 1e4
+    big_s = torch.randn(3, 30, device=DEVICE) * 1e4
+    big_t = torch.randn(3, 30, device=DEVICE) * 1e4
     _check(big_s, big_t, 1.0, "sum", None, 0.0, 2e-5, 2e-5)
 
 
 def test_all_rows_ignored_gives_nan_like_torch():
-    s, t = torch.randn(3, 5), torch.randn(3, 5)
-    labels = torch.full((3,), -100)
+    s, t = torch.randn(3, 5, device=DEVICE), torch.randn(3, 5, device=DEVICE)
+    labels = torch.full((3,), -100, device=DEVICE)
     assert ff.kd_loss(s, t, 2.0, labels=labels).isnan()
     assert F.cross_entropy(s, labels).isnan()
     assert ff.kd_loss(s, t, 2.0, "sum", labels=labels) == 0
@@ -132,26 +133,27 @@ def test_all_rows_ignored_gives_nan_like_torch():
 
 def test_empty():
     for shape in [(0, 5), (2, 0, 5)]:
-        s = torch.randn(shape, requires_grad=True)
-        loss = ff.kd_loss(s, torch.randn(shape), 2.0, "sum")
+        s = torch.randn(shape, requires_grad=True, device=DEVICE)
+        loss = ff.kd_loss(s, torch.randn(shape, device=DEVICE), 2.0, "sum")
         assert loss == 0
         loss.backward()
         assert s.grad.shape == s.shape
-    assert ff.kd_loss(torch.randn(0, 5), torch.randn(0, 5), 2.0, "none").shape == (0,)
+    empty = torch.randn(0, 5, device=DEVICE)
+    assert ff.kd_loss(empty, empty, 2.0, "none").shape == (0,)
 
 
 def test_gradcheck_float64():
-    s = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
-    t = torch.randn(3, 8, dtype=torch.float64)
-    labels = torch.tensor([1, -100, 7])
+    s = torch.randn(3, 8, dtype=torch.float64, requires_grad=True, device=DEVICE)
+    t = torch.randn(3, 8, dtype=torch.float64, device=DEVICE)
+    labels = torch.tensor([1, -100, 7], device=DEVICE)
     for reduction in ("batchmean", "none"):
         assert torch.autograd.gradcheck(
             lambda x: ff.kd_loss(x, t, 1.7, reduction, labels=labels, hard_weight=0.3), (s,))
 
 
 def test_opcheck():
-    s, t = torch.randn(4, 9), torch.randn(4, 9)
-    labels = torch.tensor([0, 8, -100, 3])
+    s, t = torch.randn(4, 9, device=DEVICE), torch.randn(4, 9, device=DEVICE)
+    labels = torch.tensor([0, 8, -100, 3], device=DEVICE)
     torch.library.opcheck(ops.kd_loss_fwd, (s, t, None, 2.0, 0.0, -100, "batchmean", False))
     torch.library.opcheck(ops.kd_loss_fwd, (s.requires_grad_(), t, labels, 2.0, 0.5, -100,
                                             "mean", True))
@@ -161,9 +163,9 @@ def test_opcheck():
 
 def test_torch_compile_fullgraph():
     torch._dynamo.reset()
-    s = torch.randn(5, 12, requires_grad=True)
-    t = torch.randn(5, 12)
-    labels = torch.tensor([1, 2, -100, 4, 5])
+    s = torch.randn(5, 12, requires_grad=True, device=DEVICE)
+    t = torch.randn(5, 12, device=DEVICE)
+    labels = torch.tensor([1, 2, -100, 4, 5], device=DEVICE)
 
     @torch.compile(fullgraph=True, backend="aot_eager")
     def f(student, teacher, labels):
@@ -174,15 +176,15 @@ def test_torch_compile_fullgraph():
     s64 = s.detach().double().requires_grad_()
     expected = reference.kd_loss(s64, t.double(), 3.0, "batchmean", -100, labels, 0.5)
     expected.backward()
-    assert_close(loss, expected, 2e-5, 2e-5)
-    assert_close(s.grad, s64.grad, 2e-5, 2e-5)
+    assert_close(loss, expected, (2e-5, 2e-5))
+    assert_close(s.grad, s64.grad, (2e-5, 2e-5))
 
 
 def test_saves_one_gradient_in_student_dtype():
     """The KD path keeps exactly one [rows, V] tensor for backward: the gradient, in the
     student's dtype (bf16 here), and no fp32 [rows, V] temporary."""
-    s = torch.randn(2, 3, 16, dtype=torch.bfloat16, requires_grad=True)
-    t = torch.randn(2, 3, 16, dtype=torch.bfloat16)
+    s = torch.randn(2, 3, 16, dtype=torch.bfloat16, requires_grad=True, device=DEVICE)
+    t = torch.randn(2, 3, 16, dtype=torch.bfloat16, device=DEVICE)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda x: saved.append(x) or x, lambda x: x):
         loss = ff.kd_loss(s, t, 2.0)
@@ -197,7 +199,7 @@ def test_no_gradient_written_without_grad(monkeypatch):
     original = kd_kernels.kd_loss_forward
     monkeypatch.setattr(kd_kernels, "kd_loss_forward",
                         lambda *a, **k: seen.append(a[7]) or original(*a, **k))
-    s, t = torch.randn(3, 6), torch.randn(3, 6)
+    s, t = torch.randn(3, 6, device=DEVICE), torch.randn(3, 6, device=DEVICE)
     ff.kd_loss(s, t)
     ff.kd_loss(s.requires_grad_(), t)
     with torch.no_grad():
@@ -208,13 +210,15 @@ def test_no_gradient_written_without_grad(monkeypatch):
 
 
 def test_teacher_gets_no_gradient():
-    s = torch.randn(3, 6, requires_grad=True)
-    t = torch.randn(3, 6, requires_grad=True)
+    s = torch.randn(3, 6, requires_grad=True, device=DEVICE)
+    t = torch.randn(3, 6, requires_grad=True, device=DEVICE)
     ff.kd_loss(s, t, 2.0).backward()
     assert s.grad is not None and t.grad is None
 
 
 def test_torch_path_matches_reference():
+    if DEVICE != "cpu":
+        pytest.skip("the plain-torch path is the CPU path")
     with backend.force("torch"):
         for dtype, rtol, atol in TOLERANCES:
             for reduction in REDUCTIONS:
@@ -223,16 +227,15 @@ def test_torch_path_matches_reference():
 
 
 def test_triton_path_runs(monkeypatch):
-    if not backend.interpreter_enabled():
-        pytest.skip("checks the interpreter path; on a GPU the compiled path is the default")
+    """The Triton launchers really run (interpreted on the CPU, compiled on a GPU)."""
     calls = []
     for name in ("kd_loss_forward", "kd_loss_backward"):
         original = getattr(kd_kernels, name)
         monkeypatch.setattr(kd_kernels, name,
                             lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
-    s = torch.randn(3, 10, requires_grad=True)
-    assert backend.active(s) == "interpret"
-    ff.kd_loss(s, torch.randn(3, 10), 2.0).backward()
+    s = torch.randn(3, 10, requires_grad=True, device=DEVICE)
+    assert backend.active(s) == ("interpret" if backend.interpreter_enabled() else "triton")
+    ff.kd_loss(s, torch.randn(3, 10, device=DEVICE), 2.0).backward()
     assert calls == ["kd_loss_forward", "kd_loss_backward"]
 
 
@@ -241,13 +244,15 @@ def test_module():
     student, teacher, labels, _ = _inputs((5, 9), torch.float32, "labels")
     expected = reference.kd_loss(student.double(), teacher.double(), 4.0, "sum", -100, labels,
                                  0.2)
-    assert_close(criterion(student, teacher, labels), expected, 2e-5, 2e-5)
+    assert_close(criterion(student, teacher, labels), expected, (2e-5, 2e-5))
     assert "temperature=4.0" in repr(criterion)
     with pytest.raises(ValueError, match="reduction"):
         fnn.KDLoss(reduction="avg")
 
 
 def test_bad_inputs():
+    # validation only (it runs before any kernel), on CPU tensors: the label range is
+    # checked for CPU labels only (no device sync)
     s, t = torch.randn(3, 5), torch.randn(3, 5)
     for temperature in (0.0, -2.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="temperature must be a positive finite number"):

@@ -6,7 +6,7 @@ import torch
 
 import fusedact
 from fusedact import reference
-from helpers import FORWARD_TOL, GRAD_TOL, assert_close_scaled
+from helpers import FORWARD_TOL, GRAD_TOL, assert_close
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
@@ -47,15 +47,15 @@ def _check(x, weight, bias, name, kwargs, dtype):
     y = fusedact.linear_act(x, weight, bias, name, **kwargs)
     assert y.dtype == x.dtype and y.shape == (*x.shape[:-1], weight.shape[0])
     param = _param(name, kwargs)
-    assert_close_scaled(y, reference.linear_act(x, weight, bias, name, param), FORWARD_TOL[dtype], "y")
+    assert_close(y, reference.linear_act(x, weight, bias, name, param), FORWARD_TOL[dtype], what="y")
 
     grad_output = torch.randn_like(y)
     y.backward(grad_output)
     dx, dw, db = reference.linear_act_backward(grad_output, x, weight, bias, name, param)
-    assert_close_scaled(x.grad, dx, GRAD_TOL[dtype], "grad input")
-    assert_close_scaled(weight.grad, dw, GRAD_TOL[dtype], "grad weight")
+    assert_close(x.grad, dx, GRAD_TOL[dtype], what="grad input")
+    assert_close(weight.grad, dw, GRAD_TOL[dtype], what="grad weight")
     if bias is not None:
-        assert_close_scaled(bias.grad, db, GRAD_TOL[dtype], "grad bias")
+        assert_close(bias.grad, db, GRAD_TOL[dtype], what="grad bias")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

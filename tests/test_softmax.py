@@ -15,7 +15,7 @@ from fusedact import functional as ff
 from fusedact import nn as fnn
 from fusedact import ops
 from fusedact.kernels import softmax as softmax_kernels
-from _poison import assert_close, poison
+from helpers import DEVICE, assert_close
 
 # (dtype, rtol, atol·max|ref|). fp32: fp32 math on exact inputs, errors ~1e-7 relative
 # (log-softmax: ~1e-6 absolute on values ~10). fp16: the output rounding alone is 2^-11
@@ -29,8 +29,8 @@ TOLERANCES = [
 
 
 @pytest.fixture(autouse=True)
-def _poison_outputs(monkeypatch):
-    poison(monkeypatch)
+def _poison_outputs(poison):
+    """Every output buffer starts NaN-filled (conftest.py's ``poison``)."""
 
 
 def _check(x, temperature, dim, log, rtol, atol):
@@ -41,12 +41,12 @@ def _check(x, temperature, dim, log, rtol, atol):
     assert y.dtype == x.dtype and y.shape == x.shape
     x64 = x.detach().double().requires_grad_()
     y64 = reference.softmax(x64, temperature, dim, log)
-    assert_close(y, y64, rtol, atol)
+    assert_close(y, y64, (rtol, atol))
     grad_output = torch.randn_like(y)
     (dx,) = torch.autograd.grad(y, x, grad_output)
     (dx64,) = torch.autograd.grad(y64, x64, grad_output.double())
     assert dx.dtype == x.dtype
-    assert_close(dx, dx64, rtol, atol, scale=grad_output.abs().max() / temperature)
+    assert_close(dx, dx64, (rtol, atol), scale=grad_output.abs().max() / temperature)
 
 
 @pytest.mark.parametrize("dtype,rtol,atol", TOLERANCES)
@@ -56,47 +56,53 @@ def _check(x, temperature, dim, log, rtol, atol):
 ])
 def test_one_pass_matches_reference(shape, temperature, log, dtype, rtol, atol):
     assert softmax_kernels.plan(math.prod(shape[:-1]), shape[-1]).path == "one_pass"
-    _check(torch.randn(shape, dtype=dtype) * 3, temperature, -1, log, rtol, atol)
+    _check(torch.randn(shape, dtype=dtype, device=DEVICE) * 3, temperature, -1, log, rtol, atol)
+
+
+# Shapes that take each multi-block path: the interpreter's limits are tiny; on a GPU the
+# streaming path needs rows wider than 16384 with enough of them (>= 2 per SM) not to split.
+PATH_SHAPES = {
+    "stream": [(8, 65)] if backend.interpreter_enabled() else [(300, 16500)],
+    "split": [(2, 300), (1, 129)] if backend.interpreter_enabled() else [(2, 40000)],
+}
+PATH_CASES = [(shape, path) for path, shapes in PATH_SHAPES.items() for shape in shapes]
 
 
 @pytest.mark.parametrize("dtype,rtol,atol", TOLERANCES)
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
-@pytest.mark.parametrize("shape,path", [((8, 65), "stream"), ((2, 300), "split"),
-                                        ((1, 129), "split")])
+@pytest.mark.parametrize("shape,path", PATH_CASES)
 def test_streaming_and_split_paths(shape, path, log, dtype, rtol, atol):
-    if not backend.interpreter_enabled():
-        pytest.skip("the path thresholds asserted here are the interpreter's")
-    assert softmax_kernels.plan(*shape).path == path
-    _check(torch.randn(shape, dtype=dtype) * 4, 0.7, -1, log, rtol, atol)
+    assert softmax_kernels.plan(*shape, device=DEVICE).path == path
+    _check(torch.randn(shape, dtype=dtype, device=DEVICE) * 4, 0.7, -1, log, rtol, atol)
 
 
 @pytest.mark.parametrize("temperature", [0.05, 0.1, 0.5, 1.0, 2.0, 10.0, 20.0])
 def test_temperatures(temperature):
-    _check(torch.randn(3, 29) * 5, temperature, -1, False, 1e-5, 1e-5)
-    _check(torch.randn(3, 29) * 5, temperature, -1, True, 1e-5, 1e-5)
+    _check(torch.randn(3, 29, device=DEVICE) * 5, temperature, -1, False, 1e-5, 1e-5)
+    _check(torch.randn(3, 29, device=DEVICE) * 5, temperature, -1, True, 1e-5, 1e-5)
 
 
 @pytest.mark.parametrize("dim", [0, 1, -2])
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
 def test_non_last_dim(dim, log):
-    _check(torch.randn(7, 5, 3), 1.5, dim, log, 1e-5, 1e-5)
+    _check(torch.randn(7, 5, 3, device=DEVICE), 1.5, dim, log, 1e-5, 1e-5)
 
 
 def test_non_contiguous_input():
-    base = torch.randn(9, 40)
+    base = torch.randn(9, 40, device=DEVICE)
     _check(base[::2, 3:33], 0.8, -1, False, 1e-5, 1e-5)   # row stride 80, sliced columns
     _check(base.t(), 1.3, -1, True, 1e-5, 1e-5)           # column stride 40
     _check(base.t(), 1.3, 0, False, 1e-5, 1e-5)
 
 
 def test_1d_0d_and_empty():
-    _check(torch.randn(13), 2.0, 0, False, 1e-5, 1e-5)
-    _check(torch.randn(13), 2.0, -1, True, 1e-5, 1e-5)
-    scalar = torch.tensor(3.0)
+    _check(torch.randn(13, device=DEVICE), 2.0, 0, False, 1e-5, 1e-5)
+    _check(torch.randn(13, device=DEVICE), 2.0, -1, True, 1e-5, 1e-5)
+    scalar = torch.tensor(3.0, device=DEVICE)
     assert torch.equal(ff.softmax(scalar, 2.0), torch.softmax(scalar / 2.0, 0))
     assert torch.equal(ff.log_softmax(scalar, 2.0), torch.log_softmax(scalar / 2.0, 0))
     for shape, dim in [((0, 5), -1), ((3, 0), -1), ((0, 5), 0), ((2, 0, 4), 2)]:
-        x = torch.randn(shape, requires_grad=True)
+        x = torch.randn(shape, requires_grad=True, device=DEVICE)
         y = ff.softmax(x, 3.0, dim)
         assert y.shape == x.shape
         y.sum().backward()
@@ -104,7 +110,7 @@ def test_1d_0d_and_empty():
 
 
 def test_masked_and_huge_logits():
-    x = torch.randn(4, 20) * 3
+    x = torch.randn(4, 20, device=DEVICE) * 3
     x[:, ::3] = float("-inf")                 # masked classes: probability exactly 0
     x[1] = float("-inf")
     x[1, 5] = 2.0                             # a row with one finite logit
@@ -112,13 +118,13 @@ def test_masked_and_huge_logits():
     y = ff.softmax(x, 0.5)
     assert (y[:, ::3] == 0).all() and not y.isnan().any()
     assert (ff.log_softmax(x, 0.5)[:, ::3] == float("-inf")).all()
-    huge = torch.randn(3, 50) * 1e4           # ±1e4: no overflow at T = 0.05 (z ~ 2e5)
+    huge = torch.randn(3, 50, device=DEVICE) * 1e4  # ±1e4: no overflow at T = 0.05 (z ~ 2e5)
     _check(huge, 0.05, -1, False, 1e-5, 1e-5)
     _check(huge, 0.05, -1, True, 1e-5, 1e-5)
 
 
 def test_all_masked_row_is_nan_like_torch():
-    x = torch.randn(3, 10)
+    x = torch.randn(3, 10, device=DEVICE)
     x[1] = float("-inf")
     for log, torch_fn in [(False, torch.softmax), (True, torch.log_softmax)]:
         fn = ff.log_softmax if log else ff.softmax
@@ -129,28 +135,27 @@ def test_all_masked_row_is_nan_like_torch():
 
 
 def test_split_path_is_deterministic():
-    if not backend.interpreter_enabled():
-        pytest.skip("the split threshold asserted here is the interpreter's")
-    x = torch.randn(2, 300)
-    assert softmax_kernels.plan(2, 300).path == "split"
+    shape = PATH_SHAPES["split"][0]
+    x = torch.randn(shape, device=DEVICE)
+    assert softmax_kernels.plan(*shape, device=DEVICE).path == "split"
     assert torch.equal(ff.softmax(x, 0.7), ff.softmax(x, 0.7))
 
 
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
 def test_gradcheck_float64(log):
-    x = torch.randn(3, 9, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(3, 9, dtype=torch.float64, requires_grad=True, device=DEVICE)
     fn = ff.log_softmax if log else ff.softmax
     assert torch.autograd.gradcheck(lambda t: fn(t, 0.7), (x,))
 
 
 def test_opcheck():
-    x = torch.randn(4, 11)
+    x = torch.randn(4, 11, device=DEVICE)
     for log in (False, True):
         torch.library.opcheck(ops.softmax_fwd, (x, 0.5, log))
         torch.library.opcheck(ops.softmax_fwd, (x.requires_grad_(), 0.5, log))
         x = x.detach()
         y = ops.softmax_fwd(x, 0.5, log)
-        torch.library.opcheck(ops.softmax_bwd, (torch.randn(4, 11), y, 0.5, log))
+        torch.library.opcheck(ops.softmax_bwd, (torch.randn(4, 11, device=DEVICE), y, 0.5, log))
 
 
 def test_torch_compile_fullgraph():
@@ -160,44 +165,45 @@ def test_torch_compile_fullgraph():
     def f(x):
         return ff.softmax(x, 2.0).sum() + ff.log_softmax(x, 0.5, dim=0).square().sum()
 
-    x = torch.randn(5, 12, requires_grad=True)
+    x = torch.randn(5, 12, requires_grad=True, device=DEVICE)
     loss = f(x)
     loss.backward()
     x64 = x.detach().double().requires_grad_()
     expected = (reference.softmax(x64, 2.0).sum()
                 + reference.softmax(x64, 0.5, 0, log=True).square().sum())
     expected.backward()
-    assert_close(loss, expected, 1e-5, 1e-5)
-    assert_close(x.grad, x64.grad, 1e-5, 1e-5)
+    assert_close(loss, expected, (1e-5, 1e-5))
+    assert_close(x.grad, x64.grad, (1e-5, 1e-5))
 
 
 def test_torch_path_matches_reference():
+    if DEVICE != "cpu":
+        pytest.skip("the plain-torch path is the CPU path")
     with backend.force("torch"):
         assert backend.active(torch.empty(1)) == "torch"
         for dtype, rtol, atol in TOLERANCES:
             for log in (False, True):
-                _check(torch.randn(4, 300, dtype=dtype), 0.3, -1, log, rtol, atol)
-                _check(torch.randn(6, 5, 4, dtype=dtype), 3.0, 1, log, rtol, atol)
+                _check(torch.randn(4, 300, dtype=dtype, device=DEVICE), 0.3, -1, log, rtol, atol)
+                _check(torch.randn(6, 5, 4, dtype=dtype, device=DEVICE), 3.0, 1, log, rtol, atol)
 
 
 def test_triton_path_runs(monkeypatch):
-    if not backend.interpreter_enabled():
-        pytest.skip("checks the interpreter path; on a GPU the compiled path is the default")
+    """The Triton launchers really run (interpreted on the CPU, compiled on a GPU)."""
     calls = []
     for name in ("softmax_forward", "softmax_backward"):
         original = getattr(softmax_kernels, name)
         monkeypatch.setattr(softmax_kernels, name,
                             lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
-    x = torch.randn(3, 10, requires_grad=True)
-    assert backend.active(x) == "interpret"
+    x = torch.randn(3, 10, requires_grad=True, device=DEVICE)
+    assert backend.active(x) == ("interpret" if backend.interpreter_enabled() else "triton")
     ff.softmax(x, 2.0).square().sum().backward()
     assert calls == ["softmax_forward", "softmax_backward"]
 
 
 def test_module():
     module = fnn.TemperatureSoftmax(temperature=0.5, dim=0, log=True)
-    x = torch.randn(6, 4)
-    assert_close(module(x), reference.softmax(x.double(), 0.5, 0, True), 1e-5, 1e-5)
+    x = torch.randn(6, 4, device=DEVICE)
+    assert_close(module(x), reference.softmax(x.double(), 0.5, 0, True), (1e-5, 1e-5))
     assert "temperature=0.5" in repr(module)
     with pytest.raises(ValueError, match="temperature"):
         fnn.TemperatureSoftmax(temperature=0.0)
@@ -206,7 +212,7 @@ def test_module():
 @pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan"), float("inf")])
 def test_bad_temperature(temperature):
     with pytest.raises(ValueError, match="temperature must be a positive finite number"):
-        ff.softmax(torch.randn(2, 3), temperature)
+        ff.softmax(torch.randn(2, 3, device=DEVICE), temperature)
 
 
 def test_bad_inputs():
