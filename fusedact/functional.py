@@ -167,7 +167,8 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
     Raises TypeError for non-tensors, non-floating logits, mismatched dtypes, non-integer
     labels, or a non-number temperature/hard_weight; ValueError for a temperature that is
     not positive and finite, mismatched shapes or devices, wrongly shaped or out-of-range
-    labels (the range is checked for CPU labels outside torch.compile only: no device sync), an unknown
+    labels (the range is checked for CPU labels outside torch.compile only: no device sync;
+    elsewhere a kept row with an out-of-range label gets a NaN loss and gradient), an unknown
     reduction, or hard_weight outside [0, 1] or without labels.
     """
     _check_tensor("student_logits", student_logits)

@@ -257,3 +257,20 @@ def _kd_loss_backward(ctx, grad_rows, _grad_grad):
 
 torch.library.register_autograd("fusedact::kd_loss_fwd", _kd_loss_backward,
                                 setup_context=_kd_loss_setup_context)
+
+
+# ------------------------------------------------------------------ double backward
+
+def _no_double_backward(name: str):
+    def backward(ctx, *grads):
+        raise RuntimeError(f"fusedact.{name} does not support double backward (a gradient of "
+                           "its gradient, e.g. autograd.grad(..., create_graph=True) followed by "
+                           "another backward); compute that term with plain torch ops")
+    return backward
+
+
+# The backward ops get an autograd formula that says so, instead of torch's generic
+# "no autograd formula was registered" (which reads like a bug in fusedact).
+for _op, _name in ((linear_act_bwd, "linear_act"), (softmax_bwd, "softmax / log_softmax"),
+                   (kd_loss_bwd, "kd_loss")):
+    torch.library.register_autograd(_op, _no_double_backward(_name))

@@ -33,7 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import INTERPRETED
+from . import INTERPRETED, interpreter_serialized
 from .online import online_step, safe_max
 from .softmax import (GPU_LIMITS, INTERPRETER_LIMITS, Limits, acc_dtype, gpu_block_shapes,
                       kernel_signature, load_scaled_logits, plan)
@@ -106,6 +106,9 @@ def _kd_loss_fwd_kernel(
         label = tl.zeros((BLOCK_M,), tl.int64)
         keep = row_mask
     keep = keep & row_mask
+    # A kept row whose label lies outside [0, N) (functional.py checks CPU labels only, to
+    # avoid a device sync) gets a NaN loss and gradient: visible, never a silent wrong value.
+    bad_label = keep & ((label < 0) | (label >= N))
     m_s = tl.full((BLOCK_M,), float("-inf"), ACC_DTYPE)
     d_s = tl.zeros((BLOCK_M,), ACC_DTYPE)
     m_t = tl.full((BLOCK_M,), float("-inf"), ACC_DTYPE)
@@ -138,7 +141,8 @@ def _kd_loss_fwd_kernel(
         row_loss += (hard_weight * scale_ce) * (m_h + tl.log(d_h) - s_label)
     # an ignored row adds 0, unless every row is ignored: then the mean's scale is 1/0 and
     # 0·inf makes the loss NaN, as torch's cross_entropy gives
-    tl.store(ROW_LOSS + rows, tl.where(keep, row_loss, 0.0 * scale_ce), mask=row_mask)
+    row_loss = tl.where(keep, row_loss, 0.0 * scale_ce)
+    tl.store(ROW_LOSS + rows, tl.where(bad_label, float("nan"), row_loss), mask=row_mask)
 
     if WRITE_GRAD:
         kl_coef = kl_weight * scale_kl * temperature
@@ -151,6 +155,7 @@ def _kd_loss_fwd_kernel(
             cols = tl.arange(0, BLOCK_N)
             grad = _kd_grad(s, zs, zt, cols, label, keep, m_s, inv_d_s, m_t, inv_d_t, m_h,
                             inv_d_h, kl_coef, ce_coef, HARD)
+            grad = tl.where(bad_label[:, None], float("nan"), grad)
             tl.store(GRAD + g_rows64[:, None] + cols[None, :], grad.to(GRAD.dtype.element_ty),
                      mask=mask)
         else:
@@ -160,6 +165,7 @@ def _kd_loss_fwd_kernel(
                                            stride_s_n, stride_t_n, inv_temperature, ACC_DTYPE)
                 grad = _kd_grad(s, zs, zt, cols, label, keep, m_s, inv_d_s, m_t, inv_d_t,
                                 m_h, inv_d_h, kl_coef, ce_coef, HARD)
+                grad = tl.where(bad_label[:, None], float("nan"), grad)
                 tl.store(GRAD + g_rows64[:, None] + cols[None, :],
                          grad.to(GRAD.dtype.element_ty), mask=mask)
                 cols += BLOCK_N
@@ -224,6 +230,7 @@ def reduction_scales(labels, M: int, N: int, reduction: str, ignore_index: int,
     return torch.stack([kl_scale, per_row])
 
 
+@interpreter_serialized
 def kd_loss_forward(student: torch.Tensor, teacher: torch.Tensor, labels, temperature: float,
                     hard_weight: float, ignore_index: int, reduction: str, write_grad: bool,
                     limits: Limits | None = None):
@@ -252,6 +259,7 @@ def kd_loss_forward(student: torch.Tensor, teacher: torch.Tensor, labels, temper
     return row_loss, grad
 
 
+@interpreter_serialized
 def kd_loss_backward(grad_rows: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """dx = grad · grad_rows[:, None] for grad [M, V] and grad_rows [M] (or a 0-stride view
     of one value). Returns dx [M, V] contiguous in grad's dtype."""

@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import INTERPRETED
+from . import INTERPRETED, interpreter_serialized
 from .activations import CODES, activation_grad, apply_activation
 from .autotune import Config, Tuner, bucket
 
@@ -273,6 +273,7 @@ def _matmul_grid(P, Q):
     return lambda config: (triton.cdiv(P, config.meta()["BLOCK_M"]) * triton.cdiv(Q, config.meta()["BLOCK_N"]),)
 
 
+@interpreter_serialized
 def linear_act_forward(x: torch.Tensor, weight: torch.Tensor, bias, activation: str,
                        param: float, store_preact: bool):
     """y = act(x @ weight^T + bias) for x [M, K] (any strides), weight [N, K], bias [N] or None.
@@ -295,6 +296,7 @@ def linear_act_forward(x: torch.Tensor, weight: torch.Tensor, bias, activation: 
     return y, z
 
 
+@interpreter_serialized
 def act_grad(grad_output: torch.Tensor, saved: torch.Tensor, activation: str, param: float,
              from_output: bool) -> torch.Tensor:
     """dZ = grad_output ⊙ act'(saved), same shape and dtype as ``saved``; saved is y or z."""
@@ -310,6 +312,7 @@ def act_grad(grad_output: torch.Tensor, saved: torch.Tensor, activation: str, pa
     return grad_preact
 
 
+@interpreter_serialized
 def matmul_rowsum(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype, rowsum: bool):
     """c = a @ b (a [P, R], b [R, Q], any strides) in fp32 accumulation, and Σ_r a[:, r].
 

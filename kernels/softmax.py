@@ -38,7 +38,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import INTERPRETED
+from . import INTERPRETED, interpreter_serialized
 from .online import merge_partials, online_step, safe_max
 from .variants import Variant
 
@@ -440,6 +440,7 @@ def _part_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+@interpreter_serialized
 def softmax_forward(x: torch.Tensor, temperature: float, log: bool,
                     limits: Limits | None = None) -> torch.Tensor:
     """softmax(x / T) (``log``: log_softmax) over the last axis of x [M, N] (any strides).
@@ -470,6 +471,7 @@ def softmax_forward(x: torch.Tensor, temperature: float, log: bool,
     return y
 
 
+@interpreter_serialized
 def softmax_backward(y: torch.Tensor, grad_output: torch.Tensor, temperature: float, log: bool,
                      limits: Limits | None = None) -> torch.Tensor:
     """dx of ``softmax_forward`` from its output y and dy (both [M, N], any strides).
