@@ -7,6 +7,7 @@ Independent of the Triton kernels (it never imports them). Three users:
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -131,11 +132,12 @@ def softmax_backward(y: torch.Tensor, grad_output: torch.Tensor, temperature: fl
 def kd_loss_parts(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
                   labels: Optional[torch.Tensor] = None, ignore_index: int = -100):
     """Per row of [M, V] logits: (KL(p_t ‖ p_s) at temperature T, CE(student, labels) at
-    T = 1 (zeros without labels), keep mask). Masked (-inf) teacher classes add exactly 0."""
+    T = 1 (zeros without labels), keep mask). Masked (-inf) teacher classes (p_t = 0) add
+    exactly 0; a NaN anywhere in the teacher's row makes the row NaN, as in torch's kl_div."""
     log_p_s = torch.log_softmax(student / temperature, -1)
     log_p_t = torch.log_softmax(teacher / temperature, -1)
     p_t = log_p_t.exp()
-    kl = torch.where(p_t > 0, p_t * (log_p_t - log_p_s), torch.zeros_like(p_t)).sum(-1)
+    kl = torch.where(p_t == 0, torch.zeros_like(p_t), p_t * (log_p_t - log_p_s)).sum(-1)
     if labels is None:
         keep = torch.ones(student.shape[0], dtype=torch.bool, device=student.device)
         return kl, torch.zeros_like(kl), keep
@@ -157,8 +159,9 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1
     torch reduces it: kl_div per element, cross_entropy per kept row).
     """
     V = student.shape[-1]
-    s = student.reshape(-1, V)
-    t = teacher.reshape(-1, V)
+    rows = math.prod(student.shape[:-1])  # not reshape(-1, V): V may be 0
+    s = student.reshape(rows, V)
+    t = teacher.reshape(rows, V)
     flat_labels = None if labels is None else labels.reshape(-1)
     kl, ce, keep = kd_loss_parts(s, t, temperature, flat_labels, ignore_index)
     soft = torch.where(keep, (1 - hard_weight) * temperature ** 2 * kl, torch.zeros_like(kl))

@@ -132,13 +132,14 @@ def _kd_loss_fwd_kernel(
 
     scale_kl = tl.load(SCALES)
     scale_ce = tl.load(SCALES + 1)
-    kl = a_t / d_t + (m_s + tl.log(d_s)) - (m_t + tl.log(d_t))
+    # differences of the maxima and of the logs apart: m + log d would lose log d for |m| >> 1
+    kl = a_t / d_t + (m_s - m_t) + (tl.log(d_s) - tl.log(d_t))
     row_loss = (kl_weight * temperature * temperature * scale_kl) * kl
     if HARD:
         label_ok = keep & (label >= 0) & (label < N)
         s_label = tl.load(S + s_rows64 + tl.where(label_ok, label, 0).to(tl.int64) * stride_s_n,
                           mask=label_ok, other=0.0).to(ACC_DTYPE)
-        row_loss += (hard_weight * scale_ce) * (m_h + tl.log(d_h) - s_label)
+        row_loss += (hard_weight * scale_ce) * ((m_h - s_label) + tl.log(d_h))
     # an ignored row adds 0, unless every row is ignored: then the mean's scale is 1/0 and
     # 0·inf makes the loss NaN, as torch's cross_entropy gives
     row_loss = tl.where(keep, row_loss, 0.0 * scale_ce)

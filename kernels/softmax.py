@@ -76,9 +76,13 @@ def _fwd_stats(X, x_rows64, row_mask, col_start, col_limit, stride_x_n, inv_temp
 
 @triton.jit
 def _fwd_output(z, m, d, LOG: tl.constexpr):
-    """y from z and the row statistics: exp(z - m) / d, or z - m - log d."""
+    """y from z and the row statistics: exp(z - m) / d, or (z - m) - log d.
+
+    Never z - (m + log d): for |m| >> log d the sum rounds to m and log d is lost (at
+    m = 1e38 every log-probability of a tied maximum came out 0 instead of -log 2).
+    """
     if LOG:
-        y = z - (m + tl.log(d))[:, None]
+        y = (z - m[:, None]) - tl.log(d)[:, None]
     else:
         y = tl.exp(z - safe_max(m)[:, None]) * (1.0 / d)[:, None]
     return y
