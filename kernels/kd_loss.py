@@ -3,10 +3,10 @@
 Math, per row r of student logits s [M, V] and teacher logits t [M, V], temperature T,
 zs = s / T, zt = t / T (one fp32 multiply by 1/T on load), p = softmax:
 
-    KL_r   = Σ_i p_t,i (zt_i - zs_i) + (m_s + log d_s) - (m_t + log d_t)
+    KL_r   = Σ_i p_t,i (zt_i - zs_i) + (m_s - m_t) + (log d_s - log d_t)
              (= KL(p_t ‖ p_s); the first sum is accumulated online, rescaled with the
              teacher's running max exactly like d_t, so the row is read once)
-    CE_r   = (m_h + log d_h) - s_{label_r}           (hard-label cross entropy, at T = 1)
+    CE_r   = (m_h - s_{label_r}) + log d_h           (hard-label cross entropy, at T = 1)
     loss_r = keep_r · ((1 - α) · T² · KL_r · c_kl + α · CE_r · c_ce)
     dL/ds  = keep_r · ((1 - α) · c_kl · T · (p_s - p_t) + α · c_ce · (softmax(s) - onehot))
 
