@@ -7,7 +7,9 @@ from fusedact import backend
 from fusedact.activations import ACTIVATIONS
 from fusedact.functional import linear_act
 from fusedact.nn import FusedLinear
+from fusedact.convert import FuseRecord, collapse, fuse
 
 __version__ = "0.1.0"
 
 __all__ = ["ACTIVATIONS", "FusedLinear", "backend", "linear_act", "__version__"]
+__all__ += ["FuseRecord", "collapse", "fuse"]
