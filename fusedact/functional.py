@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from fusedact import ops
+from fusedact import amp, ops
 from fusedact.activations import resolve
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -58,8 +58,11 @@ def linear_act(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
                          f"{tuple(bias.shape)}, weight shape {tuple(weight.shape)}")
     tensors = {"input": input, "weight": weight, **({"bias": bias} if bias is not None else {})}
     dtypes = {name: t.dtype for name, t in tensors.items()}
-    if len(set(dtypes.values())) > 1:
-        raise TypeError(f"input, weight and bias must share one dtype, got {dtypes}")
+    # Under torch.autocast the op casts them to one dtype first (fusedact.amp), as F.linear.
+    cast = {name: amp.effective_dtype(t, "lower") for name, t in tensors.items()}
+    if len(set(cast.values())) > 1:
+        raise TypeError(f"input, weight and bias must share one dtype, got {dtypes}"
+                        + (f" (under autocast: {cast})" if cast != dtypes else ""))
     devices = {name: t.device for name, t in tensors.items()}
     if len(set(devices.values())) > 1:
         raise ValueError(f"input, weight and bias must be on one device, got {devices}")
