@@ -16,7 +16,7 @@ def test_check_passes_and_exits_zero(capsys):
 
 def test_check_fails_with_exit_one_on_a_bad_error(monkeypatch, capsys):
     monkeypatch.setitem(check_cli.TOLERANCE, torch.float32, -1.0)  # below any error
-    assert check_cli.main(["--op", "tanh", "--dtype", "float32"]) == 1
+    assert check_cli.main(["--op", "sigmoid", "--dtype", "float32"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "0/1 passed" in out
 
