@@ -6,6 +6,8 @@ provider keeps for backward (saved-tensor hooks).
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 
@@ -37,11 +39,11 @@ def _fused(activation):
     return run
 
 
-def cases(quick: bool, on_gpu: bool, dtypes) -> list[Case]:
+def cases(quick: bool, on_gpu: bool, dtypes) -> Iterator[Case]:
+    """Yields one case at a time, so only one shape's tensors are alive at once."""
     device = "cuda" if on_gpu else "cpu"
     shapes = (GPU_QUICK if quick else GPU_FULL) if on_gpu else (CPU_QUICK if quick else CPU_FULL)
     activations = ACTIVATIONS_QUICK if quick else list(fusedact.ACTIVATIONS)
-    result = []
     for dtype in dtypes:
         for M, K, N in shapes:
             for activation in activations:
@@ -51,28 +53,29 @@ def cases(quick: bool, on_gpu: bool, dtypes) -> list[Case]:
                 funcs = {"fusedact": _fused(activation), "eager": _eager(activation)}
                 if on_gpu or not quick:
                     funcs["torch.compile"] = torch.compile(_eager(activation))
-                providers = {name: (lambda f=f: f(x, w, b)) for name, f in funcs.items()}
+                providers = {name: (lambda f=f, x=x, w=w, b=b: f(x, w, b))
+                             for name, f in funcs.items()}
                 if "torch.compile" not in funcs:
                     providers["torch.compile"] = ("CPU quick mode: inductor compiles for "
                                                   "minutes on 2 cores; run --full")
                 shape = f"M={M} K={K} N={N} {activation}"
                 with torch.no_grad():
-                    result.append(Case("linear_act", "forward", shape, dtype,
-                                       _no_grad(providers), flops=2 * M * N * K,
-                                       bytes=(M * K + N * K + M * N + N) * x.element_size(),
-                                       bound="compute"))
+                    yield Case("linear_act", "forward", shape, dtype,
+                               _no_grad(providers), flops=2 * M * N * K,
+                               bytes=(M * K + N * K + M * N + N) * x.element_size(),
+                               bound="compute")
                 xg, wg, bg = (t.clone().requires_grad_() for t in (x, w, b))
                 dy = torch.randn(M, N, device=device, dtype=dtype)
                 training = {}
                 extra = {}
                 for name, f in funcs.items():
-                    training[name] = (lambda f=f: torch.autograd.grad(f(xg, wg, bg), (xg, wg, bg), dy))
+                    training[name] = (lambda f=f, xg=xg, wg=wg, bg=bg, dy=dy:
+                                      torch.autograd.grad(f(xg, wg, bg), (xg, wg, bg), dy))
                     extra[name] = {"saved_bytes": saved_bytes(lambda f=f: f(xg, wg, bg), (wg, bg))}
                 if "torch.compile" not in funcs:
                     training["torch.compile"] = providers["torch.compile"]
-                result.append(Case("linear_act", "forward+backward", shape, dtype, training,
-                                   flops=6 * M * N * K, bound="compute", extra=extra))
-    return result
+                yield Case("linear_act", "forward+backward", shape, dtype, training,
+                           flops=6 * M * N * K, bound="compute", extra=extra)
 
 
 def _no_grad(providers: dict) -> dict:

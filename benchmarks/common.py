@@ -236,10 +236,9 @@ def saved_bytes(fn: Callable[[], torch.Tensor], exclude: tuple = ()) -> int:
     return sum(storages.values())
 
 
-def progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:60]:<60}")
-    sys.stderr.flush()
-    if done == total:
+def progress(rows_so_far: int, label: str, end: bool = False) -> None:
+    """A one-line progress indicator on stderr (rows measured so far, current case)."""
+    sys.stderr.write(f"\r[{rows_so_far:4d} rows] {label[:90]:<90}")
+    if end:
         sys.stderr.write("\n")
+    sys.stderr.flush()

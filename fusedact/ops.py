@@ -135,10 +135,7 @@ def softmax_fwd(x: Tensor, temperature: float, log: bool) -> Tensor:
     if M == 0 or N == 0:
         return x.new_empty((M, N))
     if backend.active(x) == "torch":
-        # one compute-dtype temporary besides torch's own output
-        z = x.to(_compute_dtype(x.dtype), copy=True).mul_(1.0 / temperature)
-        y = torch.log_softmax(z, -1) if log else torch.softmax(z, -1)
-        return y.to(x.dtype)
+        return torch_path.softmax_forward(x, temperature, log)
     return softmax_kernels.softmax_forward(x, temperature, log)
 
 
@@ -154,9 +151,7 @@ def softmax_bwd(grad_output: Tensor, y: Tensor, temperature: float, log: bool) -
     if M == 0 or N == 0:
         return y.new_empty((M, N))
     if backend.active(y) == "torch":
-        compute = _compute_dtype(y.dtype)
-        return reference.softmax_backward(y.to(compute), grad_output.to(compute), temperature,
-                                          -1, log).to(y.dtype)
+        return torch_path.softmax_backward(grad_output, y, temperature, log)
     return softmax_kernels.softmax_backward(y, grad_output, temperature, log)
 
 

@@ -70,3 +70,16 @@ def linear_backward(grad_preact: Tensor, x: Tensor, weight: Tensor, has_bias: bo
     grad_weight = grad_preact.t() @ x
     grad_bias = grad_preact.sum(0) if has_bias else None
     return grad_input, grad_weight, grad_bias
+
+
+def softmax_forward(x: Tensor, temperature: float, log: bool) -> Tensor:
+    """softmax(x / T) (or log_softmax) over the last axis, as eager computes it: one scaled
+    copy, then torch's own kernel, which accumulates half types in fp32."""
+    scaled = x * (1.0 / temperature)
+    return torch.log_softmax(scaled, -1) if log else torch.softmax(scaled, -1)
+
+
+def softmax_backward(grad_output: Tensor, y: Tensor, temperature: float, log: bool) -> Tensor:
+    """dx from the output y with eager's backward kernels, then the chain rule's 1/T."""
+    backward = aten._log_softmax_backward_data if log else aten._softmax_backward_data
+    return backward(grad_output, y, -1, y.dtype).mul_(1.0 / temperature)
