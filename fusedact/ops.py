@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from fusedact import backend, reference, torch_path
+from fusedact import backend, torch_path
 from fusedact.activations import resolve
 from fusedact.kernels import linear_act as linear_act_kernels
 
@@ -191,19 +191,12 @@ def kd_loss_fwd(student: Tensor, teacher: Tensor, labels: Optional[Tensor], temp
         return (student.new_zeros((M,), dtype=compute),
                 student.new_zeros((M, V)) if write_grad else _empty(student))
     if backend.active(student) == "torch":
-        s, t = student.to(compute), teacher.to(compute)
         scales = kd_loss_kernels.reduction_scales(labels, M, V, reduction, ignore_index,
                                                   student.device, compute)
-        kl, ce, keep = reference.kd_loss_parts(s, t, temperature, labels, ignore_index)
-        row_loss = ((1.0 - hard_weight) * temperature ** 2 * scales[0]) * kl
-        if hard_weight != 0.0:
-            row_loss = row_loss + (hard_weight * scales[1]) * ce
-        row_loss = torch.where(keep, row_loss, 0.0 * scales[1])  # all ignored: NaN, as torch
-        if not write_grad:
-            return row_loss, _empty(student)
-        grad = reference.kd_loss_grad(s, t, temperature, labels, ignore_index, hard_weight,
-                                      scales)
-        return row_loss, grad.to(student.dtype)
+        row_loss, grad = torch_path.kd_loss_forward(student, teacher, labels, temperature,
+                                                    hard_weight, ignore_index, scales,
+                                                    write_grad)
+        return row_loss, (grad if write_grad else _empty(student))
     return kd_loss_kernels.kd_loss_forward(student, teacher, labels, temperature, hard_weight,
                                            ignore_index, reduction, write_grad)
 
