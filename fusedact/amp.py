@@ -46,7 +46,10 @@ _lib = torch.library.Library("fusedact", "IMPL")
 def cast_dtype(device_type: str, policy: Optional[str]) -> Optional[torch.dtype]:
     """The dtype ``policy`` casts to on ``device_type`` now, or None when autocast is off
     there (or the policy casts nothing)."""
-    if policy is None or not torch.is_autocast_enabled(device_type):
+    # other device types (meta, ...) have no autocast here; torch.is_autocast_enabled
+    # raises for some of them
+    if (policy is None or device_type not in DEVICE_TYPES
+            or not torch.is_autocast_enabled(device_type)):
         return None
     return torch.float32 if policy == "fp32" else torch.get_autocast_dtype(device_type)
 

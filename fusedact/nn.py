@@ -69,3 +69,53 @@ class FusedLinear(nn.Module):
         params = "".join(f", {k}={v}" for k, v in self.activation_kwargs.items())
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, activation={self.activation}{params}")
+
+
+# ===================================================================================
+# Temperature softmax and the distillation loss (issue 3)
+# ===================================================================================
+
+class TemperatureSoftmax(nn.Module):
+    """``softmax(x / temperature)`` along ``dim`` (``log=True``: log_softmax); see
+    ``fusedact.softmax``. Holds no parameters."""
+
+    def __init__(self, temperature: float = 1.0, dim: int = -1, log: bool = False) -> None:
+        super().__init__()
+        functional._check_temperature(temperature)
+        self.temperature = float(temperature)
+        self.dim = dim
+        self.log = bool(log)
+
+    def forward(self, input: Tensor) -> Tensor:
+        fn = functional.log_softmax if self.log else functional.softmax
+        return fn(input, self.temperature, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, dim={self.dim}, log={self.log}"
+
+
+class KDLoss(nn.Module):
+    """The distillation loss ``(1 - hard_weight)·T²·KL(p_t ‖ p_s) + hard_weight·CE`` as a
+    criterion: ``KDLoss(4.0)(student_logits, teacher_logits, labels=None)``; see
+    ``fusedact.kd_loss``."""
+
+    def __init__(self, temperature: float = 1.0, reduction: str = "batchmean",
+                 ignore_index: int = -100, hard_weight: float = 0.0) -> None:
+        super().__init__()
+        functional._check_temperature(temperature)
+        if reduction not in functional.KD_REDUCTIONS:
+            raise ValueError(f"reduction must be one of {functional.KD_REDUCTIONS}, got "
+                             f"{reduction!r}")
+        self.temperature = float(temperature)
+        self.reduction = reduction
+        self.ignore_index = ignore_index
+        self.hard_weight = hard_weight
+
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor,
+                labels: Optional[Tensor] = None) -> Tensor:
+        return functional.kd_loss(student_logits, teacher_logits, self.temperature,
+                                  self.reduction, self.ignore_index, labels, self.hard_weight)
+
+    def extra_repr(self) -> str:
+        return (f"temperature={self.temperature}, reduction={self.reduction!r}, "
+                f"ignore_index={self.ignore_index}, hard_weight={self.hard_weight}")

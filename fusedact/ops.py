@@ -2,7 +2,7 @@
 
 Each op body picks its path with ``fusedact.backend.active``: the Triton launchers of
 ``fusedact.kernels`` (compiled on CUDA, interpreted on the CPU when TRITON_INTERPRET=1), or
-the plain-torch path on the CPU. Ops take 2-D inputs; ``fusedact.functional`` validates and
+``fusedact.torch_path`` (eager's own kernels) on the CPU. Ops take 2-D inputs; ``fusedact.functional`` validates and
 flattens before calling them. Why ``custom_op`` and not ``triton_op``: see DESIGN.md (it
 passes opcheck and torch.compile under the interpreter too).
 """
@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from fusedact import backend, reference
+from fusedact import backend, torch_path
 from fusedact.activations import resolve
 from fusedact.kernels import linear_act as linear_act_kernels
 
@@ -38,11 +38,8 @@ def linear_act_fwd(x: Tensor, weight: Tensor, bias: Optional[Tensor], activation
         y = x.new_empty((M, N))
         return y, (x.new_empty((M, N)) if store_preact else _empty(x))
     if backend.active(x) == "torch":
-        z = torch.nn.functional.linear(x.to(_compute_dtype(x.dtype)),
-                                       weight.to(_compute_dtype(x.dtype)),
-                                       None if bias is None else bias.to(_compute_dtype(x.dtype)))
-        y = reference.activation(z, activation, param).to(x.dtype)
-        return y, (z.to(x.dtype) if store_preact else _empty(x))
+        y, z = torch_path.linear_act_forward(x, weight, bias, activation, param, store_preact)
+        return y, (z if store_preact else _empty(x))
     return linear_act_kernels.linear_act_forward(x, weight, bias, activation, param, store_preact)
 
 
@@ -63,24 +60,17 @@ def linear_act_bwd(grad_output: Tensor, x: Tensor, weight: Tensor, saved: Tensor
     """
     M, K = x.shape
     N = weight.shape[0]
-    path = backend.active(x)
+    if backend.active(x) == "torch" or min(M, N, K) == 0:
+        # Zero-sized problems have nothing to launch; torch gives the right empty/zero shapes.
+        grad_preact = torch_path.act_grad(grad_output, saved, activation, param, from_output)
+        grad_input, grad_weight, grad_bias = torch_path.linear_backward(grad_preact, x, weight,
+                                                                        has_bias)
+        return grad_input, grad_weight, (grad_bias if has_bias else _empty(x))
     if activation == "identity":
         grad_preact = grad_output
-    elif path == "torch" or M == 0 or N == 0:
-        compute = _compute_dtype(x.dtype)
-        derivative = reference.activation_grad(saved.to(compute), activation, param, from_output)
-        grad_preact = (grad_output.to(compute) * derivative).to(x.dtype)
     else:
         grad_preact = linear_act_kernels.act_grad(grad_output, saved, activation, param,
                                                   from_output)
-    if path == "torch" or min(M, N, K) == 0:
-        # Zero-sized problems have nothing to launch; torch gives the right empty/zero shapes.
-        compute = _compute_dtype(x.dtype)
-        g = grad_preact.to(compute)
-        grad_input = (g @ weight.to(compute)).to(x.dtype)
-        grad_weight = (g.T @ x.to(compute)).to(weight.dtype)
-        grad_bias = g.sum(0).to(weight.dtype) if has_bias else _empty(x)
-        return grad_input, grad_weight, grad_bias
     grad_input, _ = linear_act_kernels.matmul_rowsum(grad_preact, weight, x.dtype, rowsum=False)
     grad_weight, grad_bias = linear_act_kernels.matmul_rowsum(grad_preact.T, x, weight.dtype,
                                                               rowsum=has_bias)
@@ -128,3 +118,130 @@ def _linear_act_backward(ctx, grad_y, grad_z):
 
 torch.library.register_autograd("fusedact::linear_act_fwd", _linear_act_backward,
                                 setup_context=_linear_act_setup_context)
+
+
+# ===================================================================================
+# Temperature softmax / log-softmax and the distillation loss (issue 3)
+# ===================================================================================
+from fusedact.kernels import kd_loss as kd_loss_kernels  # noqa: E402
+from fusedact.kernels import softmax as softmax_kernels  # noqa: E402
+
+
+@torch.library.custom_op("fusedact::softmax_fwd", mutates_args=())
+def softmax_fwd(x: Tensor, temperature: float, log: bool) -> Tensor:
+    """softmax(x / T) over the last axis of x [M, N] (any strides), or log_softmax when
+    ``log``; [M, N] contiguous in x's dtype."""
+    M, N = x.shape
+    if M == 0 or N == 0:
+        return x.new_empty((M, N))
+    if backend.active(x) == "torch":
+        return torch_path.softmax_forward(x, temperature, log)
+    return softmax_kernels.softmax_forward(x, temperature, log)
+
+
+@softmax_fwd.register_fake
+def _(x, temperature, log):
+    return x.new_empty(x.shape)
+
+
+@torch.library.custom_op("fusedact::softmax_bwd", mutates_args=())
+def softmax_bwd(grad_output: Tensor, y: Tensor, temperature: float, log: bool) -> Tensor:
+    """dx of ``softmax_fwd`` from its output y and grad_output (both [M, N])."""
+    M, N = y.shape
+    if M == 0 or N == 0:
+        return y.new_empty((M, N))
+    if backend.active(y) == "torch":
+        return torch_path.softmax_backward(grad_output, y, temperature, log)
+    return softmax_kernels.softmax_backward(y, grad_output, temperature, log)
+
+
+@softmax_bwd.register_fake
+def _(grad_output, y, temperature, log):
+    return y.new_empty(y.shape)
+
+
+def _softmax_setup_context(ctx, inputs, output):
+    _, temperature, log = inputs
+    ctx.temperature, ctx.log = temperature, log
+    ctx.save_for_backward(output)  # the backward reads y only, never x
+
+
+def _softmax_backward(ctx, grad_y):
+    (y,) = ctx.saved_tensors
+    return softmax_bwd(grad_y, y, ctx.temperature, ctx.log), None, None
+
+
+torch.library.register_autograd("fusedact::softmax_fwd", _softmax_backward,
+                                setup_context=_softmax_setup_context)
+
+
+@torch.library.custom_op("fusedact::kd_loss_fwd", mutates_args=())
+def kd_loss_fwd(student: Tensor, teacher: Tensor, labels: Optional[Tensor], temperature: float,
+                hard_weight: float, ignore_index: int, reduction: str,
+                write_grad: bool) -> tuple[Tensor, Tensor]:
+    """(row_loss [M] in fp32 (fp64 for fp64), grad [M, V] in the student's dtype or empty).
+
+    row_loss holds each row's loss already scaled by the reduction (its sum is the reduced
+    loss; for "none" it is the per-row loss); grad = d(row_loss)/d(student), written in the
+    same pass when ``write_grad``. student, teacher [M, V] (any strides), labels [M] or None.
+    """
+    M, V = student.shape
+    compute = _compute_dtype(student.dtype)
+    if M == 0 or V == 0:
+        return (student.new_zeros((M,), dtype=compute),
+                student.new_zeros((M, V)) if write_grad else _empty(student))
+    if backend.active(student) == "torch":
+        scales = kd_loss_kernels.reduction_scales(labels, M, V, reduction, ignore_index,
+                                                  student.device, compute)
+        row_loss, grad = torch_path.kd_loss_forward(student, teacher, labels, temperature,
+                                                    hard_weight, ignore_index, scales,
+                                                    write_grad)
+        return row_loss, (grad if write_grad else _empty(student))
+    return kd_loss_kernels.kd_loss_forward(student, teacher, labels, temperature, hard_weight,
+                                           ignore_index, reduction, write_grad)
+
+
+@kd_loss_fwd.register_fake
+def _(student, teacher, labels, temperature, hard_weight, ignore_index, reduction, write_grad):
+    M, V = student.shape
+    return (student.new_empty((M,), dtype=_compute_dtype(student.dtype)),
+            student.new_empty((M, V)) if write_grad else student.new_empty((0,)))
+
+
+@torch.library.custom_op("fusedact::kd_loss_bwd", mutates_args=())
+def kd_loss_bwd(grad_rows: Tensor, grad: Tensor) -> Tensor:
+    """d(loss)/d(student) = grad · grad_rows[:, None]: grad [M, V] from ``kd_loss_fwd``,
+    grad_rows [M] the incoming gradient of its row losses."""
+    M, V = grad.shape
+    if M == 0 or V == 0:
+        return grad.new_zeros((M, V))
+    if backend.active(grad) == "torch":
+        return grad * grad_rows.to(grad.dtype)[:, None]
+    return kd_loss_kernels.kd_loss_backward(grad_rows.to(_compute_dtype(grad.dtype)), grad)
+
+
+@kd_loss_bwd.register_fake
+def _(grad_rows, grad):
+    return grad.new_empty(grad.shape)
+
+
+def _kd_loss_setup_context(ctx, inputs, output):
+    ctx.write_grad = inputs[-1]
+    _, grad = output
+    # the only [M, V] tensor kept for backward: the gradient itself, in the student's dtype
+    ctx.save_for_backward(grad if ctx.write_grad else None)
+
+
+def _kd_loss_backward(ctx, grad_rows, _grad_grad):
+    if not ctx.write_grad:
+        raise RuntimeError("fusedact::kd_loss_fwd was called with write_grad=False, so it has "
+                           "no student gradient; call fusedact.kd_loss, which sets it when a "
+                           "gradient is needed")
+    (grad,) = ctx.saved_tensors
+    grad_student = kd_loss_bwd(grad_rows, grad) if ctx.needs_input_grad[0] else None
+    # the teacher gets no gradient (distillation trains the student only)
+    return grad_student, None, None, None, None, None, None, None
+
+
+torch.library.register_autograd("fusedact::kd_loss_fwd", _kd_loss_backward,
+                                setup_context=_kd_loss_setup_context)

@@ -105,3 +105,88 @@ def linear_act_backward(grad_output: torch.Tensor, x: torch.Tensor, weight: torc
     inputs = [x64, w64] + ([b64] if b64 is not None else [])
     grads = torch.autograd.grad(y, inputs, grad_output.double())
     return grads[0], grads[1], (grads[2] if b64 is not None else None)
+
+
+# ===================================================================================
+# Temperature softmax, log-softmax and the distillation loss (issue 3)
+# ===================================================================================
+# In the dtype of the inputs: the tests pass float64 (the oracle), the CPU path float32.
+
+def softmax(x: torch.Tensor, temperature: float = 1.0, dim: int = -1,
+            log: bool = False) -> torch.Tensor:
+    """softmax(x / T) (``log``: log_softmax) along ``dim``, with torch's functions."""
+    z = x / temperature
+    return torch.log_softmax(z, dim) if log else torch.softmax(z, dim)
+
+
+def softmax_backward(y: torch.Tensor, grad_output: torch.Tensor, temperature: float = 1.0,
+                     dim: int = -1, log: bool = False) -> torch.Tensor:
+    """dx written out from the output y: softmax ``y·(dy - Σ dy·y)/T``, log-softmax
+    ``(dy - exp(y)·Σ dy)/T``. Tested against autograd of ``softmax``."""
+    if log:
+        return (grad_output - torch.exp(y) * grad_output.sum(dim, keepdim=True)) / temperature
+    return y * (grad_output - (grad_output * y).sum(dim, keepdim=True)) / temperature
+
+
+def kd_loss_parts(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
+                  labels: Optional[torch.Tensor] = None, ignore_index: int = -100):
+    """Per row of [M, V] logits: (KL(p_t ‖ p_s) at temperature T, CE(student, labels) at
+    T = 1 (zeros without labels), keep mask). Masked (-inf) teacher classes add exactly 0."""
+    log_p_s = torch.log_softmax(student / temperature, -1)
+    log_p_t = torch.log_softmax(teacher / temperature, -1)
+    p_t = log_p_t.exp()
+    kl = torch.where(p_t > 0, p_t * (log_p_t - log_p_s), torch.zeros_like(p_t)).sum(-1)
+    if labels is None:
+        keep = torch.ones(student.shape[0], dtype=torch.bool, device=student.device)
+        return kl, torch.zeros_like(kl), keep
+    keep = labels != ignore_index
+    safe = torch.where(keep, labels, torch.zeros_like(labels)).long()
+    ce = torch.logsumexp(student, -1) - student.gather(-1, safe[:, None])[:, 0]
+    return kl, torch.where(keep, ce, torch.zeros_like(ce)), keep
+
+
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0,
+            reduction: str = "batchmean", ignore_index: int = -100,
+            labels: Optional[torch.Tensor] = None, hard_weight: float = 0.0) -> torch.Tensor:
+    """The definition fusedact.kd_loss implements, on logits [..., V]:
+
+    rows r = all leading positions, kept unless labels[r] == ignore_index;
+    loss_r = (1 - α)·T²·KL_r + α·CE_r with α = hard_weight;
+    "none": loss_r [...] (0 on ignored rows); "sum": Σ; "batchmean": Σ / rows kept;
+    "mean": (1 - α)·T²·Σ KL / (rows kept · V) + α·Σ CE / rows kept (each term reduced as
+    torch reduces it: kl_div per element, cross_entropy per kept row).
+    """
+    V = student.shape[-1]
+    s = student.reshape(-1, V)
+    t = teacher.reshape(-1, V)
+    flat_labels = None if labels is None else labels.reshape(-1)
+    kl, ce, keep = kd_loss_parts(s, t, temperature, flat_labels, ignore_index)
+    soft = torch.where(keep, (1 - hard_weight) * temperature ** 2 * kl, torch.zeros_like(kl))
+    hard = hard_weight * ce
+    if reduction == "none":
+        return (soft + hard).reshape(student.shape[:-1])
+    if reduction == "sum":
+        return (soft + hard).sum()
+    kept = keep.sum()
+    if reduction == "batchmean":
+        return (soft + hard).sum() / kept
+    if reduction == "mean":
+        return soft.sum() / (kept * V) + hard.sum() / kept
+    raise ValueError(f"unknown reduction {reduction!r}")
+
+
+def kd_loss_grad(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
+                 labels: Optional[torch.Tensor], ignore_index: int, hard_weight: float,
+                 scales: torch.Tensor) -> torch.Tensor:
+    """dL/dstudent of the per-row losses scaled by ``scales`` = (c_kl, c_ce), written out:
+    keep·((1-α)·c_kl·T·(p_s - p_t) + α·c_ce·(softmax(s) - onehot)). [M, V] in, [M, V] out."""
+    grad = ((1 - hard_weight) * temperature * scales[0]) * (
+        torch.softmax(student / temperature, -1) - torch.softmax(teacher / temperature, -1))
+    if labels is None:
+        return grad
+    keep = labels != ignore_index
+    if hard_weight != 0.0:
+        safe = torch.where(keep, labels, torch.zeros_like(labels)).long()
+        onehot = torch.zeros_like(student).scatter_(-1, safe[:, None], 1.0)
+        grad = grad + (hard_weight * scales[1]) * (torch.softmax(student, -1) - onehot)
+    return torch.where(keep[:, None], grad, torch.zeros_like(grad))

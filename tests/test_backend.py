@@ -50,16 +50,16 @@ def test_interpreter_runs_the_triton_kernels(monkeypatch, device):
     assert backend.active(torch.empty(1)) == "interpret"
     calls = []
     _spy(monkeypatch, calls)
-    monkeypatch.setattr(ops, "reference", _NoTorchPath())
+    monkeypatch.setattr(ops, "torch_path", _NoTorchPath())
     _run("gelu", torch.float32, device)
     assert calls == ["linear_act_forward", "act_grad", "matmul_rowsum", "matmul_rowsum"]
 
 
 class _NoTorchPath:
-    """Stands in for fusedact.reference inside ops: any use by the torch path fails."""
+    """Stands in for fusedact.torch_path inside ops: any use of it fails."""
 
     def __getattr__(self, name):
-        raise AssertionError(f"ops used reference.{name}: the plain-torch path ran")
+        raise AssertionError(f"ops used torch_path.{name}: the plain-torch path ran")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)

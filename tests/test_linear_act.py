@@ -66,6 +66,17 @@ def test_forward_and_gradients(shape, out_features, name, kwargs, dtype, device,
     _check(*_inputs(shape, out_features, dtype, device), name, kwargs, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name,kwargs", ACTIVATION_CASES,
+                         ids=[f"{n}{list(k.values()) or ''}" for n, k in ACTIVATION_CASES])
+def test_torch_path_forward_and_gradients(name, kwargs, dtype, device):
+    # The CPU path (interpreter off) against the same oracle, on a ragged 3-D input.
+    if device != "cpu":
+        pytest.skip("the plain-torch path is the CPU path")
+    with fusedact.backend.force("torch"):
+        _check(*_inputs((3, 7, 33), 67, dtype, device), name, kwargs, dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES + [torch.float64], ids=str)
 @pytest.mark.parametrize("name", ["gelu", "tanh"])
 def test_no_bias(name, dtype, device, poison):

@@ -1,0 +1,1 @@
+"""fusedact's benchmark suite: ``python -m benchmarks`` (quick mode), ``--full`` for all."""
