@@ -106,7 +106,8 @@ def checks() -> list[tuple[str, Callable[[torch.dtype, str], float]]]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import fusedact
 
-    parser = argparse.ArgumentParser(prog="python -m fusedact check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fusedact check",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--dtype", action="append", choices=["float32", "float16", "bfloat16"],
                         help="dtypes to check (repeatable; default: all three)")

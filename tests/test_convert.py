@@ -53,7 +53,8 @@ def test_fuse_same_outputs_and_gradients(act, name, kwargs, device):
     assert not any(isinstance(m, type(act())) and name != "identity" for m in fused.modules())
     assert [r.path for r in records if r.fused] == ["0", "2.body.0", "2.body.2.0"]
     skipped = [r for r in records if not r.fused]
-    assert [r.path for r in skipped] == ["2.head"] and "not inside an nn.Sequential" in skipped[0].reason
+    assert [r.path for r in skipped] == ["2.head"]
+    assert "not inside an nn.Sequential" in skipped[0].reason
     # original untouched (inplace=False deep-copies)
     assert not any(isinstance(m, FusedLinear) for m in model.modules())
     assert fused.state_dict().keys() == model.state_dict().keys()
