@@ -13,7 +13,7 @@ COMMANDS = {
     "info": ("fusedact.cli", "versions, devices and which backend each op takes"),
     "tune": ("fusedact.tune_cli", "pre-tune kernels for given shapes and dtypes (needs a GPU)"),
     "cache": ("fusedact.tune_cli:cache_main", "show, locate (path) or clear the tuning cache"),
-    "check": ("fusedact.check_cli", "run every op here vs the float64 reference (exit 1 on a fail)"),
+    "check": ("fusedact.check_cli", "every op here vs the float64 reference; exit 1 on a fail"),
 }
 
 
