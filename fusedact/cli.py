@@ -11,6 +11,8 @@ from typing import Optional, Sequence
 #: command -> (module with main(argv), one-line help)
 COMMANDS = {
     "info": ("fusedact.cli", "versions, devices and which backend each op takes"),
+    "aot-report": ("fusedact.aot", "compile every kernel variant for sm_80/sm_90 with no GPU: "
+                                   "registers, spills, shared memory, tensor cores"),
 }
 
 
