@@ -447,7 +447,7 @@ def format_table(rows: Sequence[Row]) -> str:
             lines.append(f"sm_{row.arch:<3}{row.status:<8}{row.registers:>5}{row.stack_bytes:>6}"
                          f"{row.spill_instructions:>6}{row.loop_spill_instructions:>5}"
                          f"{row.shared_bytes / 1024:>9.1f}{mma:>7}  {row.label}")
-        else:
+        elif row.status != "pruned":  # pruned rows: counted below, listed in the JSON
             lines.append(f"sm_{row.arch:<3}{row.status:<8}{'':>38}  {row.label}")
     failing = [row for row in rows if row.problems]
     lines.append("")
