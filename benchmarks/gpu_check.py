@@ -140,7 +140,9 @@ def run_tests(budget: Budget, timeout: float, extra=()) -> dict:
         return {"skipped": "pytest is not installed on this machine"}
     command = [sys.executable, "-m", "pytest", str(REPO / "tests"), "-q", "-rfEs",
                "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
-               "-p", "no:cacheprovider", "-o", "addopts=", *extra]
+               "-p", "no:cacheprovider", "-o", "addopts=",
+               # the AOT build is its own step below (sm_90 with this machine's Triton)
+               "--ignore", str(REPO / "tests" / "test_aot.py"), *extra]
     try:
         import pytest_timeout  # noqa: F401
         command += ["--timeout", "120"]
@@ -148,7 +150,9 @@ def run_tests(budget: Budget, timeout: float, extra=()) -> dict:
         pass
     env = dict(os.environ)
     env.pop("TRITON_INTERPRET", None)
-    env.setdefault("FUSEDACT_AOT_CACHE", tempfile.mkdtemp(prefix="fusedact-aot-"))
+    # Correctness, not speed: the heuristic config per key instead of compiling and timing
+    # all of them (minutes of compiles); the benchmark step below runs the tuner.
+    env.setdefault("FUSEDACT_AUTOTUNE", "0")
     log("  " + " ".join(command))
     began = time.monotonic()
     try:
