@@ -194,10 +194,23 @@ def shared_memory_bytes(config: Config, itemsize: int) -> int:
 
 
 def _keep_config(config: Config, problem: dict) -> bool:
-    """Drop configs over the device's shared memory, or with blocks far past the problem."""
+    """Drop configs over the device's shared memory, or with blocks far past the problem,
+    or that spill registers in the K loop for this precision (``fusedact aot-report``):
+    - 4- and 8-byte operands (fp32, tf32, fp64): no tile with 128 accumulator elements per
+      thread (128x128 on 4 warps, 128x256 on 8): with the rowsum (db) they spill inside the
+      K loop on sm_80 and sm_90, and the gelu epilogue spills >5% of the instructions.
+    - dots without tensor cores (fp32 with tf32 off, fp64: FMA on register operands): only
+      BLOCK_M <= 64 and BLOCK_K <= 32 (128x64x32 with the rowsum and 64x64x64 spill in the
+      loop on sm_80).
+    """
     meta = config.meta()
     if shared_memory_bytes(config, problem["itemsize"]) > problem["max_shared_memory"]:
         return False
+    if problem["itemsize"] >= 4:
+        if meta["BLOCK_M"] * meta["BLOCK_N"] >= 128 * 32 * config.num_warps:
+            return False
+        if not problem.get("tensor_cores", True) and (meta["BLOCK_M"] > 64 or meta["BLOCK_K"] > 32):
+            return False
     return (meta["BLOCK_M"] <= 2 * max(64, bucket(problem["P"]))
             and meta["BLOCK_N"] <= 2 * max(64, bucket(problem["Q"]))
             and meta["BLOCK_K"] <= 2 * max(32, bucket(problem["R"])))
@@ -240,8 +253,10 @@ def _problem(P, Q, R, tensor: torch.Tensor) -> dict:
         max_shared = _max_shared_memory[index]
     else:
         max_shared = 1 << 30
+    tensor_cores = (tensor.dtype in (torch.float16, torch.bfloat16)
+                    or (tensor.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32))
     return {"P": P, "Q": Q, "R": R, "itemsize": tensor.element_size(),
-            "max_shared_memory": max_shared}
+            "max_shared_memory": max_shared, "tensor_cores": tensor_cores}
 
 
 def _common_meta(tensor: torch.Tensor) -> dict:
@@ -343,7 +358,7 @@ def compile_variants():
     UPCAST is False (it is True only under the interpreter). ALLOW_TF32 follows
     torch.backends.cuda.matmul.allow_tf32 at launch, so fp32 is built both ways.
     Every arch gets every variant; ``fusedact.aot`` marks the ones the runtime prunes there
-    (``shared_memory_bytes`` over the arch's limit), exactly as ``_keep_config`` does.
+    (``keep_variant``: ``_keep_config`` itself, at the arch's shared-memory limit).
     The common launch is described: contiguous tensors (unit strides are constexpr 1, as
     Triton specializes them) and feature sizes / leading strides divisible by 16; M (the
     batch) is not assumed divisible.
@@ -430,11 +445,15 @@ def compile_variants():
 
 
 def keep_variant(variant, max_shared_memory: int) -> bool:
-    """The launchers' own shared-memory pruning (``_keep_config``) applied to a Variant."""
+    """The launchers' own pruning (``_keep_config``) applied to a Variant, for a problem
+    large enough that only shared memory and precision rules can drop a config."""
     if variant.name == "act_grad":
         return True
     meta = variant.constexprs
     config = _cfg(meta["BLOCK_M"], meta["BLOCK_N"], meta["BLOCK_K"], variant.num_warps,
                   variant.num_stages, meta["GROUP_M"])
-    itemsize = {"fp16": 2, "bf16": 2, "fp32": 4, "fp64": 8}[variant.dtype]
-    return shared_memory_bytes(config, itemsize) <= max_shared_memory
+    problem = {"P": 1 << 16, "Q": 1 << 16, "R": 1 << 16,
+               "itemsize": {"fp16": 2, "bf16": 2, "fp32": 4, "fp64": 8}[variant.dtype],
+               "max_shared_memory": max_shared_memory,
+               "tensor_cores": variant.dtype in ("fp16", "bf16") or bool(meta["ALLOW_TF32"])}
+    return _keep_config(config, problem)
