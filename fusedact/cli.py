@@ -14,6 +14,8 @@ COMMANDS = {
     "tune": ("fusedact.tune_cli", "pre-tune kernels for given shapes and dtypes (needs a GPU)"),
     "cache": ("fusedact.tune_cli:cache_main", "show, locate (path) or clear the tuning cache"),
     "check": ("fusedact.check_cli", "every op here vs the float64 reference; exit 1 on a fail"),
+    "aot-report": ("fusedact.aot", "compile every kernel variant for sm_80/sm_90 with no GPU: "
+                                   "registers, spills, shared memory, tensor cores"),
 }
 
 
