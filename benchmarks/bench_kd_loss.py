@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 import fusedact
-from benchmarks.common import Case, saved_bytes
+from benchmarks import common
+from benchmarks.common import Case, CompileBudget, saved_bytes
 
 GPU_SHAPES = [(4096, 32000), (4096, 128256)]
 CPU_QUICK = [(64, 32000)]
@@ -42,6 +43,7 @@ def _liger():
 
 def cases(quick: bool, on_gpu: bool, dtypes) -> Iterator[Case]:
     device = "cuda" if on_gpu else "cpu"
+    compile_budget = CompileBudget()
     shapes = GPU_SHAPES if on_gpu else (CPU_QUICK if quick else CPU_FULL)
     liger = _liger()
     for dtype in dtypes:
@@ -49,10 +51,10 @@ def cases(quick: bool, on_gpu: bool, dtypes) -> Iterator[Case]:
             student = (torch.randn(M, V, device=device, dtype=dtype) * 3).requires_grad_()
             teacher = torch.randn(M, V, device=device, dtype=dtype) * 3
             funcs = {"fusedact": _fused, "eager": _eager}
-            if on_gpu or not quick:
+            if compile_budget.allows(on_gpu, quick):
                 funcs["torch.compile"] = torch.compile(_eager)
             skipped = {} if "torch.compile" in funcs else {
-                "torch.compile": "CPU quick mode: inductor compiles for minutes; run --full"}
+                "torch.compile": common.COMPILE_SKIPPED}
             if isinstance(liger, str):
                 skipped["liger"] = liger
             else:

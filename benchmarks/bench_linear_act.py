@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 import fusedact
 from fusedact import reference
-from benchmarks.common import Case, saved_bytes
+from benchmarks import common
+from benchmarks.common import Case, CompileBudget, saved_bytes
 
 # (tokens M, in K, out N): MLP shapes (up and down projections, 4x expansion) and wide
 # shapes with small K where activation traffic dominates.
@@ -42,6 +43,7 @@ def _fused(activation):
 def cases(quick: bool, on_gpu: bool, dtypes) -> Iterator[Case]:
     """Yields one case at a time, so only one shape's tensors are alive at once."""
     device = "cuda" if on_gpu else "cpu"
+    compile_budget = CompileBudget()
     shapes = (GPU_QUICK if quick else GPU_FULL) if on_gpu else (CPU_QUICK if quick else CPU_FULL)
     activations = ACTIVATIONS_QUICK if quick else list(fusedact.ACTIVATIONS)
     for dtype in dtypes:
@@ -51,13 +53,12 @@ def cases(quick: bool, on_gpu: bool, dtypes) -> Iterator[Case]:
                 w = torch.randn(N, K, device=device, dtype=dtype) / K ** 0.5
                 b = torch.randn(N, device=device, dtype=dtype)
                 funcs = {"fusedact": _fused(activation), "eager": _eager(activation)}
-                if on_gpu or not quick:
+                if compile_budget.allows(on_gpu, quick):
                     funcs["torch.compile"] = torch.compile(_eager(activation))
                 providers = {name: (lambda f=f, x=x, w=w, b=b: f(x, w, b))
                              for name, f in funcs.items()}
                 if "torch.compile" not in funcs:
-                    providers["torch.compile"] = ("CPU quick mode: inductor compiles for "
-                                                  "minutes on 2 cores; run --full")
+                    providers["torch.compile"] = common.COMPILE_SKIPPED
                 shape = f"M={M} K={K} N={N} {activation}"
                 with torch.no_grad():
                     yield Case("linear_act", "forward", shape, dtype,

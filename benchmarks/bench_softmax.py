@@ -12,7 +12,8 @@ from typing import Iterator
 import torch
 
 import fusedact
-from benchmarks.common import Case
+from benchmarks import common
+from benchmarks.common import Case, CompileBudget
 
 GPU_QUICK = [1024, 32000, 128256]
 GPU_FULL = [1024, 4096, 16384, 32000, 50257, 65536, 128256, 151936, 262144]
@@ -31,6 +32,7 @@ def _liger_softmax():
 
 def cases(quick: bool, on_gpu: bool, dtypes) -> Iterator[Case]:
     device = "cuda" if on_gpu else "cpu"
+    compile_budget = CompileBudget()
     widths = (GPU_QUICK if quick else GPU_FULL) if on_gpu else (CPU_QUICK if quick else CPU_FULL)
     elements = (1 << 27) if on_gpu else (1 << 21)   # 256 MiB of bf16 on a GPU: past L2
     liger = _liger_softmax()
@@ -45,10 +47,10 @@ def cases(quick: bool, on_gpu: bool, dtypes) -> Iterator[Case]:
                     "eager": (lambda x, log=log: (torch.log_softmax if log else torch.softmax)(
                         x / TEMPERATURE, dim=-1)),
                 }
-                if on_gpu or not quick:
+                if compile_budget.allows(on_gpu, quick):
                     funcs["torch.compile"] = torch.compile(funcs["eager"])
                 skipped = {} if "torch.compile" in funcs else {
-                    "torch.compile": "CPU quick mode: inductor compiles for minutes; run --full"}
+                    "torch.compile": common.COMPILE_SKIPPED}
                 if not log:
                     if isinstance(liger, str):
                         skipped["liger"] = liger

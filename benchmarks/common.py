@@ -39,6 +39,26 @@ class Case:
     extra: dict = dataclasses.field(default_factory=dict)   # e.g. bytes saved for backward
 
 
+COMPILE_SKIPPED = ("quick mode measures torch.compile only at each op's first case on a GPU "
+                   "(never on the CPU: inductor takes minutes on 2 cores); run --full")
+
+
+class CompileBudget:
+    """Where a benchmark measures torch.compile: everywhere in --full mode; in quick mode on a
+    GPU only at its first case (each compile costs seconds to minutes); never in quick mode on
+    the CPU (inductor on 2 cores takes minutes). Cases without it say so in their row."""
+
+    def __init__(self) -> None:
+        self.used = False
+
+    def allows(self, on_gpu: bool, quick: bool) -> bool:
+        if not quick:
+            return True
+        allowed = on_gpu and not self.used
+        self.used = True
+        return allowed
+
+
 def environment() -> dict:
     """GPU, driver, versions, commit and time: stamped on every row."""
     import triton

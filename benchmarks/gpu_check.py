@@ -326,6 +326,24 @@ def op_benchmarks(dry: bool, budget: Budget) -> list:
 
 # ------------------------------------------------------------------------------ output
 
+def benchmark_suite(out_dir: pathlib.Path, seconds: float, dry: bool) -> dict:
+    """``python -m benchmarks`` quick mode with what is left of the budget; it writes its own
+    <date>-<device>-quick.{json,csv,md} into ``out_dir`` (cases past its budget are rows that
+    say so). Autotuning is capped at 10 s a kernel and shape so tuning cannot eat the run."""
+    command = [sys.executable, "-m", "benchmarks", "--out", str(out_dir), "--no-plot",
+               "--budget", str(max(10.0, seconds - 40.0))]
+    if dry:
+        command += ["--op", "softmax"]
+    env = dict(os.environ, FUSEDACT_TUNE_BUDGET_S="10", PYTHONUNBUFFERED="1")
+    env.pop("TRITON_INTERPRET", None)
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=seconds)
+    for line in proc.stdout.splitlines()[-8:]:
+        log(f"  {line[:160]}")
+    return {"returncode": proc.returncode, "stdout_tail": proc.stdout[-6000:],
+            "stderr_tail": proc.stderr[-3000:]}
+
+
 def markdown(results: dict) -> str:
     info = results.get("versions") or {}
     lines = [f"# GPU check {results['date']}: {info.get('gpu', 'no GPU')}", "",
@@ -394,18 +412,19 @@ def main(argv=None) -> int:
             section(results, "aot", budget, 90)(aot_check, min(90.0, budget.left() - 100))
     section(results, "ceilings", budget, 15)(ceilings, dry)
     section(results, "benchmarks", budget, 30)(op_benchmarks, dry, budget)
+    out = pathlib.Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    section(results, "suite", budget, 60)(benchmark_suite, out, budget.left() - 15, dry)
     results["seconds"] = round(time.monotonic() - START, 1)
 
     gpu = re.sub(r"[^a-z0-9]+", "-", str(info.get("gpu") or ("cpu-dry-run" if dry else "gpu")).lower()).strip("-")
-    out = pathlib.Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{results['date']}-{gpu}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
     table = markdown(results)
     stem.with_suffix(".md").write_text(table)
     print("\n" + table, flush=True)
     log(f"wrote {stem}.json and {stem}.md")
-    failed = [name for name in ("tests", "aot", "ceilings", "benchmarks")
+    failed = [name for name in ("tests", "aot", "ceilings", "benchmarks", "suite")
               if isinstance(results.get(name), dict) and "error" in results[name]]
     tests = results.get("tests") or {}
     if tests.get("returncode") not in (None, 0):
