@@ -16,6 +16,8 @@ from pathlib import Path
 OPS = {
     "linear_act": "benchmarks.bench_linear_act",
     "mlp": "benchmarks.bench_mlp",
+    "softmax": "benchmarks.bench_softmax",
+    "kd_loss": "benchmarks.bench_kd_loss",
 }
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -28,6 +30,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None,
                         help="results folder (default: benchmarks/out, which git ignores)")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds; cases past it are reported as skipped, results still written")
     args = parser.parse_args(argv)
 
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
@@ -40,9 +44,10 @@ def main(argv=None) -> int:
 
     on_gpu = torch.cuda.is_available()
     quick = not args.full
-    default_dtypes = ["bf16", "fp16", "fp32"] if on_gpu else ["fp32", "bf16"]
-    if quick and on_gpu:
-        default_dtypes = ["bf16", "fp32"]
+    # Quick mode: bf16 on a GPU (what the targets are stated in), fp32 on a CPU (bf16
+    # matmuls on a CPU without bf16 units take seconds).
+    default_dtypes = {(True, True): ["bf16"], (True, False): ["bf16", "fp16", "fp32"],
+                      (False, True): ["fp32"], (False, False): ["fp32", "bf16"]}[(on_gpu, quick)]
     dtypes = [getattr(torch, DTYPES[d]) for d in (args.dtype or default_dtypes)]
     env = common.environment()
     print(f"fusedact benchmarks ({'quick' if quick else 'full'}) on {env['device']}; "
@@ -52,14 +57,17 @@ def main(argv=None) -> int:
               "GPU figures need a GPU (benchmarks/gpu_check.py).")
     start = time.perf_counter()
     ceiling = common.ceilings(dtypes, on_gpu)
-    cases = []
-    for op in args.op or list(OPS):
-        cases += importlib.import_module(OPS[op]).cases(quick, on_gpu, dtypes)
     rows = []
-    for index, case in enumerate(cases):
-        common.progress(index, len(cases), f"{case.op} {case.mode} {case.shape}")
-        rows += common.measure(case, ceiling, on_gpu)
-    common.progress(len(cases), len(cases), "done")
+    for op in args.op or list(OPS):
+        for case in importlib.import_module(OPS[op]).cases(quick, on_gpu, dtypes):
+            common.progress(len(rows), f"{case.op} {case.mode} {case.shape} {case.dtype}")
+            if args.budget is not None and time.perf_counter() - start > args.budget:
+                case.providers = {name: f"out of the {args.budget:.0f} s time budget"
+                                  for name in case.providers}
+            rows += common.measure(case, ceiling, on_gpu)
+            if on_gpu:
+                torch.cuda.empty_cache()
+    common.progress(len(rows), "done", end=True)
     out_dir = Path(args.out) if args.out else common.ROOT / "benchmarks" / "out"
     path = common.write_results(rows, env, ceiling, out_dir, "quick" if quick else "full")
     print(common.markdown_table(rows, env, ceiling))

@@ -6,12 +6,15 @@ provider keeps for backward (saved-tensor hooks).
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 
 import fusedact
 from fusedact import reference
-from benchmarks.common import Case, saved_bytes
+from benchmarks import common
+from benchmarks.common import Case, CompileBudget, saved_bytes
 
 # (tokens M, in K, out N): MLP shapes (up and down projections, 4x expansion) and wide
 # shapes with small K where activation traffic dominates.
@@ -37,11 +40,12 @@ def _fused(activation):
     return run
 
 
-def cases(quick: bool, on_gpu: bool, dtypes) -> list[Case]:
+def cases(quick: bool, on_gpu: bool, dtypes) -> Iterator[Case]:
+    """Yields one case at a time, so only one shape's tensors are alive at once."""
     device = "cuda" if on_gpu else "cpu"
+    compile_budget = CompileBudget()
     shapes = (GPU_QUICK if quick else GPU_FULL) if on_gpu else (CPU_QUICK if quick else CPU_FULL)
     activations = ACTIVATIONS_QUICK if quick else list(fusedact.ACTIVATIONS)
-    result = []
     for dtype in dtypes:
         for M, K, N in shapes:
             for activation in activations:
@@ -49,30 +53,30 @@ def cases(quick: bool, on_gpu: bool, dtypes) -> list[Case]:
                 w = torch.randn(N, K, device=device, dtype=dtype) / K ** 0.5
                 b = torch.randn(N, device=device, dtype=dtype)
                 funcs = {"fusedact": _fused(activation), "eager": _eager(activation)}
-                if on_gpu or not quick:
+                if compile_budget.allows(on_gpu, quick):
                     funcs["torch.compile"] = torch.compile(_eager(activation))
-                providers = {name: (lambda f=f: f(x, w, b)) for name, f in funcs.items()}
+                providers = {name: (lambda f=f, x=x, w=w, b=b: f(x, w, b))
+                             for name, f in funcs.items()}
                 if "torch.compile" not in funcs:
-                    providers["torch.compile"] = ("CPU quick mode: inductor compiles for "
-                                                  "minutes on 2 cores; run --full")
+                    providers["torch.compile"] = common.COMPILE_SKIPPED
                 shape = f"M={M} K={K} N={N} {activation}"
                 with torch.no_grad():
-                    result.append(Case("linear_act", "forward", shape, dtype,
-                                       _no_grad(providers), flops=2 * M * N * K,
-                                       bytes=(M * K + N * K + M * N + N) * x.element_size(),
-                                       bound="compute"))
+                    yield Case("linear_act", "forward", shape, dtype,
+                               _no_grad(providers), flops=2 * M * N * K,
+                               bytes=(M * K + N * K + M * N + N) * x.element_size(),
+                               bound="compute")
                 xg, wg, bg = (t.clone().requires_grad_() for t in (x, w, b))
                 dy = torch.randn(M, N, device=device, dtype=dtype)
                 training = {}
                 extra = {}
                 for name, f in funcs.items():
-                    training[name] = (lambda f=f: torch.autograd.grad(f(xg, wg, bg), (xg, wg, bg), dy))
+                    training[name] = (lambda f=f, xg=xg, wg=wg, bg=bg, dy=dy:
+                                      torch.autograd.grad(f(xg, wg, bg), (xg, wg, bg), dy))
                     extra[name] = {"saved_bytes": saved_bytes(lambda f=f: f(xg, wg, bg), (wg, bg))}
                 if "torch.compile" not in funcs:
                     training["torch.compile"] = providers["torch.compile"]
-                result.append(Case("linear_act", "forward+backward", shape, dtype, training,
-                                   flops=6 * M * N * K, bound="compute", extra=extra))
-    return result
+                yield Case("linear_act", "forward+backward", shape, dtype, training,
+                           flops=6 * M * N * K, bound="compute", extra=extra)
 
 
 def _no_grad(providers: dict) -> dict:

@@ -3,11 +3,14 @@ bytes kept for backward, and peak memory on a GPU. FusedLinear stack vs the same
 nn.Linear + activation stack (same weights) and its torch.compile."""
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 from torch import nn
 
 import fusedact
-from benchmarks.common import Case, saved_bytes
+from benchmarks import common
+from benchmarks.common import Case, CompileBudget, saved_bytes
 
 MODULES = {
     "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU,
@@ -35,30 +38,29 @@ def _peak_bytes(step, on_gpu: bool):
     return torch.cuda.max_memory_allocated() - base
 
 
-def cases(quick: bool, on_gpu: bool, dtypes) -> list[Case]:
+def cases(quick: bool, on_gpu: bool, dtypes) -> Iterator[Case]:
     device = "cuda" if on_gpu else "cpu"
+    compile_budget = CompileBudget()
     tokens, hidden, depth = ((8192, 2048, 4) if on_gpu else (1024, 512, 4))
     activations = ["leaky_relu", "elu", "gelu", "relu"] if quick else list(MODULES)
-    result = []
     for dtype in dtypes:
         for activation in activations:
             eager, fused = _stacks(activation, hidden, depth, device, dtype)
             x = torch.randn(tokens, hidden, device=device, dtype=dtype)
             models = {"fusedact": fused, "eager": eager}
-            if on_gpu or not quick:
+            if compile_budget.allows(on_gpu, quick):
                 models["torch.compile"] = torch.compile(eager)
             providers, extra = {}, {}
             for name, model in models.items():
-                def step(model=model):
+                def step(model=model, x=x):
                     model(x).float().square().mean().backward()
                 providers[name] = step
                 params = tuple(model.parameters())
-                extra[name] = {"saved_bytes": saved_bytes(lambda m=model: m(x), params),
+                extra[name] = {"saved_bytes": saved_bytes(lambda m=model, x=x: m(x), params),
                                "peak_bytes": _peak_bytes(step, on_gpu)}
             if "torch.compile" not in models:
-                providers["torch.compile"] = "CPU quick mode: inductor compiles for minutes; run --full"
-            result.append(Case("mlp_train_step", "forward+backward",
-                               f"tokens={tokens} hidden={hidden} depth={depth} {activation}",
-                               dtype, providers, flops=6 * tokens * hidden * hidden * depth,
-                               bound="compute", extra=extra))
-    return result
+                providers["torch.compile"] = common.COMPILE_SKIPPED
+            yield Case("mlp_train_step", "forward+backward",
+                       f"tokens={tokens} hidden={hidden} depth={depth} {activation}",
+                       dtype, providers, flops=6 * tokens * hidden * hidden * depth,
+                       bound="compute", extra=extra)

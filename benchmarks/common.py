@@ -39,6 +39,26 @@ class Case:
     extra: dict = dataclasses.field(default_factory=dict)   # e.g. bytes saved for backward
 
 
+COMPILE_SKIPPED = ("quick mode measures torch.compile only at each op's first case on a GPU "
+                   "(never on the CPU: inductor takes minutes on 2 cores); run --full")
+
+
+class CompileBudget:
+    """Where a benchmark measures torch.compile: everywhere in --full mode; in quick mode on a
+    GPU only at its first case (each compile costs seconds to minutes); never in quick mode on
+    the CPU (inductor on 2 cores takes minutes). Cases without it say so in their row."""
+
+    def __init__(self) -> None:
+        self.used = False
+
+    def allows(self, on_gpu: bool, quick: bool) -> bool:
+        if not quick:
+            return True
+        allowed = on_gpu and not self.used
+        self.used = True
+        return allowed
+
+
 def environment() -> dict:
     """GPU, driver, versions, commit and time: stamped on every row."""
     import triton
@@ -236,10 +256,9 @@ def saved_bytes(fn: Callable[[], torch.Tensor], exclude: tuple = ()) -> int:
     return sum(storages.values())
 
 
-def progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:60]:<60}")
-    sys.stderr.flush()
-    if done == total:
+def progress(rows_so_far: int, label: str, end: bool = False) -> None:
+    """A one-line progress indicator on stderr (rows measured so far, current case)."""
+    sys.stderr.write(f"\r[{rows_so_far:4d} rows] {label[:90]:<90}")
+    if end:
         sys.stderr.write("\n")
+    sys.stderr.flush()

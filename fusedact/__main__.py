@@ -3,4 +3,5 @@ import sys
 
 from fusedact.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # spawned worker processes re-import this module
+    sys.exit(main())

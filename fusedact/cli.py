@@ -13,6 +13,9 @@ COMMANDS = {
     "info": ("fusedact.cli", "versions, devices and which backend each op takes"),
     "tune": ("fusedact.tune_cli", "pre-tune kernels for given shapes and dtypes (needs a GPU)"),
     "cache": ("fusedact.tune_cli:cache_main", "show, locate (path) or clear the tuning cache"),
+    "check": ("fusedact.check_cli", "every op here vs the float64 reference; exit 1 on a fail"),
+    "aot-report": ("fusedact.aot", "compile every kernel variant for sm_80/sm_90 with no GPU: "
+                                   "registers, spills, shared memory, tensor cores"),
 }
 
 
@@ -29,6 +32,11 @@ def info(argv: Sequence[str]) -> int:
     print(f"Triton interpreter: {'on' if backend.interpreter_enabled() else 'off'}")
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         print(f"ops on {device} tensors run on: {backend.active(torch.empty(0, device=device))}")
+    from fusedact import amp
+    from fusedact.kernels import autotune
+
+    print(f"ops: {', '.join(amp.REGISTERED)} (all take the path above)")
+    print(f"autotune cache: {autotune.cache_dir()} (mode {autotune.autotune_mode()})")
     return 0
 
 

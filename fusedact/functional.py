@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from fusedact import ops
+from fusedact import amp, ops
 from fusedact.activations import resolve
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -58,8 +58,11 @@ def linear_act(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
                          f"{tuple(bias.shape)}, weight shape {tuple(weight.shape)}")
     tensors = {"input": input, "weight": weight, **({"bias": bias} if bias is not None else {})}
     dtypes = {name: t.dtype for name, t in tensors.items()}
-    if len(set(dtypes.values())) > 1:
-        raise TypeError(f"input, weight and bias must share one dtype, got {dtypes}")
+    # Under torch.autocast the op casts them to one dtype first (fusedact.amp), as F.linear.
+    cast = {name: amp.effective_dtype(t, "lower") for name, t in tensors.items()}
+    if len(set(cast.values())) > 1:
+        raise TypeError(f"input, weight and bias must share one dtype, got {dtypes}"
+                        + (f" (under autocast: {cast})" if cast != dtypes else ""))
     devices = {name: t.device for name, t in tensors.items()}
     if len(set(devices.values())) > 1:
         raise ValueError(f"input, weight and bias must be on one device, got {devices}")
@@ -89,7 +92,9 @@ def _check_temperature(temperature) -> float:
         raise TypeError(f"temperature must be a positive finite number (a Python float), got "
                         f"{type(temperature).__name__}")
     value = float(temperature)
-    if not math.isfinite(value) or value <= 0.0:
+    # `0 < v < inf` rather than math.isfinite: it also traces under torch.compile, where a
+    # float module attribute may arrive as a symbolic float (dynamic=True)
+    if not 0.0 < value < math.inf:
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
     return value
 
@@ -177,7 +182,9 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student_logits and teacher_logits must have the same shape, got "
                          f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
-    if student_logits.dtype != teacher_logits.dtype:
+    # under torch.autocast both are cast to fp32 by the op (fusedact.amp), as torch's kl_div
+    out_dtype = amp.effective_dtype(student_logits, "fp32")
+    if out_dtype != amp.effective_dtype(teacher_logits, "fp32"):
         raise TypeError(f"student_logits and teacher_logits must share one dtype, got "
                         f"{student_logits.dtype} and {teacher_logits.dtype}")
     if student_logits.device != teacher_logits.device:
@@ -229,5 +236,5 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
     row_loss, _ = ops.kd_loss_fwd(student2d, teacher2d, labels1d, value, hard_weight,
                                   int(ignore_index), reduction, write_grad)
     if reduction == "none":
-        return row_loss.to(student_logits.dtype).reshape(lead)
-    return row_loss.sum().to(student_logits.dtype)
+        return row_loss.to(out_dtype).reshape(lead)
+    return row_loss.sum().to(out_dtype)

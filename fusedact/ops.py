@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from fusedact import backend, reference, torch_path
+from fusedact import backend, torch_path
 from fusedact.activations import resolve
 from fusedact.kernels import linear_act as linear_act_kernels
 
@@ -135,10 +135,7 @@ def softmax_fwd(x: Tensor, temperature: float, log: bool) -> Tensor:
     if M == 0 or N == 0:
         return x.new_empty((M, N))
     if backend.active(x) == "torch":
-        # one compute-dtype temporary besides torch's own output
-        z = x.to(_compute_dtype(x.dtype), copy=True).mul_(1.0 / temperature)
-        y = torch.log_softmax(z, -1) if log else torch.softmax(z, -1)
-        return y.to(x.dtype)
+        return torch_path.softmax_forward(x, temperature, log)
     return softmax_kernels.softmax_forward(x, temperature, log)
 
 
@@ -154,9 +151,7 @@ def softmax_bwd(grad_output: Tensor, y: Tensor, temperature: float, log: bool) -
     if M == 0 or N == 0:
         return y.new_empty((M, N))
     if backend.active(y) == "torch":
-        compute = _compute_dtype(y.dtype)
-        return reference.softmax_backward(y.to(compute), grad_output.to(compute), temperature,
-                                          -1, log).to(y.dtype)
+        return torch_path.softmax_backward(grad_output, y, temperature, log)
     return softmax_kernels.softmax_backward(y, grad_output, temperature, log)
 
 
@@ -196,19 +191,12 @@ def kd_loss_fwd(student: Tensor, teacher: Tensor, labels: Optional[Tensor], temp
         return (student.new_zeros((M,), dtype=compute),
                 student.new_zeros((M, V)) if write_grad else _empty(student))
     if backend.active(student) == "torch":
-        s, t = student.to(compute), teacher.to(compute)
         scales = kd_loss_kernels.reduction_scales(labels, M, V, reduction, ignore_index,
                                                   student.device, compute)
-        kl, ce, keep = reference.kd_loss_parts(s, t, temperature, labels, ignore_index)
-        row_loss = ((1.0 - hard_weight) * temperature ** 2 * scales[0]) * kl
-        if hard_weight != 0.0:
-            row_loss = row_loss + (hard_weight * scales[1]) * ce
-        row_loss = torch.where(keep, row_loss, 0.0 * scales[1])  # all ignored: NaN, as torch
-        if not write_grad:
-            return row_loss, _empty(student)
-        grad = reference.kd_loss_grad(s, t, temperature, labels, ignore_index, hard_weight,
-                                      scales)
-        return row_loss, grad.to(student.dtype)
+        row_loss, grad = torch_path.kd_loss_forward(student, teacher, labels, temperature,
+                                                    hard_weight, ignore_index, scales,
+                                                    write_grad)
+        return row_loss, (grad if write_grad else _empty(student))
     return kd_loss_kernels.kd_loss_forward(student, teacher, labels, temperature, hard_weight,
                                            ignore_index, reduction, write_grad)
 

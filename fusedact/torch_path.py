@@ -70,3 +70,55 @@ def linear_backward(grad_preact: Tensor, x: Tensor, weight: Tensor, has_bias: bo
     grad_weight = grad_preact.t() @ x
     grad_bias = grad_preact.sum(0) if has_bias else None
     return grad_input, grad_weight, grad_bias
+
+
+def softmax_forward(x: Tensor, temperature: float, log: bool) -> Tensor:
+    """softmax(x / T) (or log_softmax) over the last axis, as eager computes it: one scaled
+    copy, then torch's own kernel, which accumulates half types in fp32."""
+    scaled = x * (1.0 / temperature)
+    return torch.log_softmax(scaled, -1) if log else torch.softmax(scaled, -1)
+
+
+def softmax_backward(grad_output: Tensor, y: Tensor, temperature: float, log: bool) -> Tensor:
+    """dx from the output y with eager's backward kernels, then the chain rule's 1/T."""
+    backward = aten._log_softmax_backward_data if log else aten._softmax_backward_data
+    return backward(grad_output, y, -1, y.dtype).mul_(1.0 / temperature)
+
+
+def kd_loss_forward(student: Tensor, teacher: Tensor, labels: Optional[Tensor],
+                    temperature: float, hard_weight: float, ignore_index: int,
+                    scales: Tensor, write_grad: bool) -> tuple[Tensor, Optional[Tensor]]:
+    """(row_loss [M] in fp32/fp64, grad [M, V] in the student's dtype or None) of the KD loss.
+
+    ``scales`` = (c_kl, c_ce), the reduction's factors (kernels.kd_loss.reduction_scales).
+    Each softmax is computed once and reused by the loss and the gradient, and the gradient
+    is built in place in the student's log-softmax buffer.
+    """
+    compute = torch.float64 if student.dtype == torch.float64 else torch.float32
+    inv_t = 1.0 / temperature
+    log_p_s = torch.log_softmax(student.to(compute) * inv_t, -1)
+    log_p_t = torch.log_softmax(teacher.to(compute) * inv_t, -1)
+    p_t = log_p_t.exp()
+    # Masked (-inf) teacher classes have p_t = 0 and contribute exactly 0, not 0·inf.
+    kl = torch.where(p_t > 0, p_t * (log_p_t - log_p_s), 0.0).sum(-1)
+    row_loss = ((1.0 - hard_weight) * temperature ** 2) * scales[0] * kl
+    keep = None
+    if labels is not None:
+        keep = labels != ignore_index
+        safe = torch.where(keep, labels, 0).long()
+        if hard_weight != 0.0:
+            student_c = student.to(compute)
+            ce = torch.logsumexp(student_c, -1) - student_c.gather(-1, safe[:, None])[:, 0]
+            row_loss = row_loss + (hard_weight * scales[1]) * ce
+        # every row ignored: 0 · (1/0) = NaN, as torch's reductions give
+        row_loss = torch.where(keep, row_loss, 0.0 * scales[1])
+    if not write_grad:
+        return row_loss, None
+    grad = log_p_s.exp_().sub_(p_t).mul_(((1.0 - hard_weight) * temperature) * scales[0])
+    if labels is not None:
+        if hard_weight != 0.0:
+            hard = torch.softmax(student_c, -1)
+            hard.scatter_add_(-1, safe[:, None], torch.full_like(hard[:, :1], -1.0))
+            grad.add_(hard.mul_(hard_weight * scales[1]))
+        grad.masked_fill_(~keep[:, None], 0.0)
+    return row_loss, grad.to(student.dtype)

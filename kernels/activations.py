@@ -34,10 +34,12 @@ CODES = {
     "elu": 5, "gelu": 6, "gelu_tanh": 7, "silu": 8,
 }
 
-_SQRT_HALF = 0.7071067811865476       # 1/sqrt(2), for the erf form of gelu
-_INV_SQRT_2PI = 0.3989422804014327    # 1/sqrt(2*pi), the normal density's constant
-_SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2/pi), for the tanh form of gelu
-_GELU_TANH_CUBIC = 0.044715
+# Globals read inside @triton.jit must be tl.constexpr: the interpreter accepts plain floats,
+# but the GPU compiler rejects them (NameError), which only an ahead-of-time build shows.
+_SQRT_HALF = tl.constexpr(0.7071067811865476)       # 1/sqrt(2), for the erf form of gelu
+_INV_SQRT_2PI = tl.constexpr(0.3989422804014327)    # 1/sqrt(2*pi), the normal density's constant
+_SQRT_2_OVER_PI = tl.constexpr(0.7978845608028654)  # sqrt(2/pi), for the tanh form of gelu
+_GELU_TANH_CUBIC = tl.constexpr(0.044715)
 
 
 @triton.jit

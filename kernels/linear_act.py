@@ -194,10 +194,23 @@ def shared_memory_bytes(config: Config, itemsize: int) -> int:
 
 
 def _keep_config(config: Config, problem: dict) -> bool:
-    """Drop configs over the device's shared memory, or with blocks far past the problem."""
+    """Drop configs over the device's shared memory, or with blocks far past the problem,
+    or that spill registers in the K loop for this precision (``fusedact aot-report``):
+    - 4- and 8-byte operands (fp32, tf32, fp64): no tile with 128 accumulator elements per
+      thread (128x128 on 4 warps, 128x256 on 8): with the rowsum (db) they spill inside the
+      K loop on sm_80 and sm_90, and the gelu epilogue spills >5% of the instructions.
+    - dots without tensor cores (fp32 with tf32 off, fp64: FMA on register operands): only
+      BLOCK_M <= 64 and BLOCK_K <= 32 (128x64x32 with the rowsum and 64x64x64 spill in the
+      loop on sm_80).
+    """
     meta = config.meta()
     if shared_memory_bytes(config, problem["itemsize"]) > problem["max_shared_memory"]:
         return False
+    if problem["itemsize"] >= 4:
+        if meta["BLOCK_M"] * meta["BLOCK_N"] >= 128 * 32 * config.num_warps:
+            return False
+        if not problem.get("tensor_cores", True) and (meta["BLOCK_M"] > 64 or meta["BLOCK_K"] > 32):
+            return False
     return (meta["BLOCK_M"] <= 2 * max(64, bucket(problem["P"]))
             and meta["BLOCK_N"] <= 2 * max(64, bucket(problem["Q"]))
             and meta["BLOCK_K"] <= 2 * max(32, bucket(problem["R"])))
@@ -247,8 +260,10 @@ def _problem(P, Q, R, tensor: torch.Tensor) -> dict:
         max_shared = _max_shared_memory[index]
     else:
         max_shared = 1 << 30
+    tensor_cores = (tensor.dtype in (torch.float16, torch.bfloat16)
+                    or (tensor.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32))
     return {"P": P, "Q": Q, "R": R, "itemsize": tensor.element_size(),
-            "max_shared_memory": max_shared}
+            "max_shared_memory": max_shared, "tensor_cores": tensor_cores}
 
 
 def _common_meta(tensor: torch.Tensor) -> dict:
@@ -330,3 +345,125 @@ def matmul_rowsum(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype, rows
     _launch_tuned(MATMUL_TUNER, _matmul_rowsum_kernel, key, _problem(P, Q, R, a),
                   _matmul_grid(P, Q), args, meta)
     return c, (sums if rowsum else None)
+
+
+# ------------------------------------------------------------ ahead-of-time variants
+# Kept at the end of the file: the list below mirrors the launchers above.
+
+def compile_variants():
+    """Every launch the launchers above can make, as ``Variant``s for ``fusedact.aot``.
+
+    Coverage (the full constexpr cross product is ~2,600 builds per arch; compile time is
+    spent in the matmul main loop, which only the config, dtype and ALLOW_TF32 change, while
+    the activation changes only the epilogue, whose register pressure grows with the tile):
+    - forward: every MATMUL_CONFIGS entry x {fp16, bf16, fp32 (tf32 and ieee), fp64} with the
+      heaviest epilogue (gelu, bias, STORE_PREACT: erf plus two stores); plus every
+      activation x both HAS_BIAS x both STORE_PREACT on the config with the largest
+      accumulator per thread (the most registers) in bf16 and fp32/tf32; plus each other
+      activation once more on another config in fp16, rotating through the configs.
+    - act_grad: every activation x FROM_OUTPUT x dtype (elementwise, one block size).
+    - matmul_rowsum: every config x dtype x the two operand layouts the backward uses
+      (dX = dZ @ W with dZ row-major, no rowsum; dW = dZ^T @ X with dZ^T column-major,
+      with the rowsum that gives db; without it in bf16 only, since it only drops a store).
+    UPCAST is False (it is True only under the interpreter). ALLOW_TF32 follows
+    torch.backends.cuda.matmul.allow_tf32 at launch, so fp32 is built both ways.
+    Every arch gets every variant; ``fusedact.aot`` marks the ones the runtime prunes there
+    (``keep_variant``: ``_keep_config`` itself, at the arch's shared-memory limit).
+    The common launch is described: contiguous tensors (unit strides are constexpr 1, as
+    Triton specializes them) and feature sizes / leading strides divisible by 16; M (the
+    batch) is not assumed divisible.
+    """
+    from .variants import Variant
+
+    precisions = [("fp16", False), ("bf16", False), ("fp32", True), ("fp32", False), ("fp64", False)]
+
+    def acc(dtype):
+        return tl.float64 if dtype == "fp64" else tl.float32
+
+    def fwd(config, dtype, tf32, activation, has_bias, store_preact):
+        pointer = f"*{dtype}"
+        constexprs = dict(ACTIVATION=activation, HAS_BIAS=has_bias, STORE_PREACT=store_preact,
+                          ACC_DTYPE=acc(dtype), ALLOW_TF32=tf32, UPCAST=False,
+                          stride_x_k=1, stride_w_k=1, stride_y_n=1, **config.meta())
+        signature = {"X": pointer, "W": pointer, "BIAS": pointer, "Y": pointer, "Z": pointer,
+                     "M": "i32", "N": "i32", "K": "i32", "stride_x_m": "i32",
+                     "stride_w_n": "i32", "stride_y_m": "i32", "param": "fp32"}
+        signature.update({name: "constexpr" for name in constexprs})
+        return Variant("linear_act_fwd", _linear_act_fwd_kernel, signature, constexprs,
+                       config.num_warps, config.num_stages, dtype,
+                       tensor_cores=dtype in ("fp16", "bf16"),
+                       divisible_by_16=("N", "K", "stride_x_m", "stride_w_n", "stride_y_m"))
+
+    def largest_accumulator(config):
+        meta = config.meta()
+        return meta["BLOCK_M"] * meta["BLOCK_N"] / config.num_warps
+
+    variants = []
+    heaviest = CODES["gelu"]
+    for config in MATMUL_CONFIGS:
+        for dtype, tf32 in precisions:
+            variants.append(fwd(config, dtype, tf32, heaviest, True, True))
+    worst = max(MATMUL_CONFIGS, key=largest_accumulator)
+    others = [config for config in MATMUL_CONFIGS if config != worst]
+    for code in sorted(set(CODES.values())):
+        for has_bias in (False, True):
+            for store_preact in (False, True):
+                for dtype, tf32 in (("bf16", False), ("fp32", True)):
+                    if (code, has_bias, store_preact) != (heaviest, True, True):
+                        variants.append(fwd(worst, dtype, tf32, code, has_bias, store_preact))
+        if code != heaviest:  # each remaining activation meets another tile shape in fp16
+            variants.append(fwd(others[code % len(others)], "fp16", False, code, True, True))
+
+    for code in sorted(set(CODES.values())):
+        for from_output in (False, True):
+            for dtype in ("fp16", "bf16", "fp32", "fp64"):
+                pointer = f"*{dtype}"
+                constexprs = dict(ACTIVATION=code, FROM_OUTPUT=from_output, ACC_DTYPE=acc(dtype),
+                                  BLOCK=ELEMENTWISE_BLOCK)
+                signature = {"DY": pointer, "SAVED": pointer, "DZ": pointer, "numel": "i32",
+                             "param": "fp32", **{name: "constexpr" for name in constexprs}}
+                variants.append(Variant("act_grad", _act_grad_kernel, signature, constexprs,
+                                        4, 3, dtype, divisible_by_16=("numel",)))
+
+    layouts = [  # (unit-stride arguments, WRITE_ROWSUM, dtypes)
+        (("stride_a_r", "stride_b_q", "stride_c_q"), False, None),   # dX = dZ @ W
+        (("stride_a_p", "stride_b_q", "stride_c_q"), True, None),    # dW, db = dZ^T @ X, Σ dZ
+        # dW without bias: the same main loop as the line above, minus the rowsum store.
+        (("stride_a_p", "stride_b_q", "stride_c_q"), False, ("bf16",)),
+    ]
+    all_strides = ("stride_a_p", "stride_a_r", "stride_b_r", "stride_b_q", "stride_c_p", "stride_c_q")
+    for config in MATMUL_CONFIGS:
+        for dtype, tf32 in precisions:
+            for unit_strides, write_rowsum, only in layouts:
+                if only is not None and dtype not in only:
+                    continue
+                pointer = f"*{dtype}"
+                constexprs = dict(WRITE_ROWSUM=write_rowsum, ACC_DTYPE=acc(dtype),
+                                  ALLOW_TF32=tf32, UPCAST=False,
+                                  **{name: 1 for name in unit_strides}, **config.meta())
+                strides = [name for name in all_strides if name not in unit_strides]
+                signature = {"A": pointer, "B": pointer, "C": pointer, "ROWSUM": pointer,
+                             "P": "i32", "Q": "i32", "R": "i32",
+                             **{name: "i32" for name in strides},
+                             **{name: "constexpr" for name in constexprs}}
+                variants.append(Variant("matmul_rowsum", _matmul_rowsum_kernel, signature,
+                                        constexprs, config.num_warps, config.num_stages,
+                                        dtype,
+                                        tensor_cores=dtype in ("fp16", "bf16"),
+                                        divisible_by_16=("Q", "R", *strides)))
+    return variants
+
+
+def keep_variant(variant, max_shared_memory: int) -> bool:
+    """The launchers' own pruning (``_keep_config``) applied to a Variant, for a problem
+    large enough that only shared memory and precision rules can drop a config."""
+    if variant.name == "act_grad":
+        return True
+    meta = variant.constexprs
+    config = _cfg(meta["BLOCK_M"], meta["BLOCK_N"], meta["BLOCK_K"], variant.num_warps,
+                  variant.num_stages, meta["GROUP_M"])
+    problem = {"P": 1 << 16, "Q": 1 << 16, "R": 1 << 16,
+               "itemsize": {"fp16": 2, "bf16": 2, "fp32": 4, "fp64": 8}[variant.dtype],
+               "max_shared_memory": max_shared_memory,
+               "tensor_cores": variant.dtype in ("fp16", "bf16") or bool(meta["ALLOW_TF32"])}
+    return _keep_config(config, problem)

@@ -19,6 +19,14 @@ class Variant:
     ``signature``: argument name -> Triton type string ("*fp16", "i32", "fp32", ...) for every
     run-time argument; ``constexprs``: name -> value for every constexpr (block sizes
     included). ``tensor_cores``: a matmul kernel whose fp16/bf16 build must use HMMA/HGMMA.
+
+    Triton specializes a launch on its integer arguments: an int equal to 1 becomes a
+    constexpr (put it in ``constexprs`` with value 1 and signature "constexpr"), and an int
+    divisible by 16 is compiled as such (name it in ``divisible_by_16``). Pointers are
+    assumed 16-byte aligned (torch's allocations are). Describe the common launch this way
+    (contiguous tensors, sizes that are multiples of 16): without it the build has no
+    vectorized loads and no pipelining, and its registers and spills are not the ones a
+    user gets.
     """
 
     name: str                   # e.g. "linear_act_fwd"
@@ -29,6 +37,7 @@ class Variant:
     num_stages: int
     dtype: str                  # "fp16", "bf16", "fp32", "fp64"
     tensor_cores: bool = False
+    divisible_by_16: tuple = ()  # int arguments the common launch has divisible by 16
 
     @property
     def label(self) -> str:
