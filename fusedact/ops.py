@@ -259,6 +259,6 @@ def _no_double_backward(name: str):
 
 # The backward ops get an autograd formula that says so, instead of torch's generic
 # "no autograd formula was registered" (which reads like a bug in fusedact).
-for _op, _name in ((linear_act_bwd, "linear_act"), (softmax_bwd, "softmax / log_softmax"),
-                   (kd_loss_bwd, "kd_loss")):
-    torch.library.register_autograd(_op, _no_double_backward(_name))
+torch.library.register_autograd(linear_act_bwd, _no_double_backward("linear_act"))
+torch.library.register_autograd(softmax_bwd, _no_double_backward("softmax / log_softmax"))
+torch.library.register_autograd(kd_loss_bwd, _no_double_backward("kd_loss"))

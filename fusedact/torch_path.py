@@ -99,8 +99,9 @@ def kd_loss_forward(student: Tensor, teacher: Tensor, labels: Optional[Tensor],
     log_p_s = torch.log_softmax(student.to(compute) * inv_t, -1)
     log_p_t = torch.log_softmax(teacher.to(compute) * inv_t, -1)
     p_t = log_p_t.exp()
-    # Masked (-inf) teacher classes have p_t = 0 and contribute exactly 0, not 0·inf.
-    kl = torch.where(p_t > 0, p_t * (log_p_t - log_p_s), 0.0).sum(-1)
+    # Masked (-inf) teacher classes have p_t = 0 and contribute exactly 0, not 0·inf; a NaN
+    # in the teacher stays NaN (p_t > 0 would drop it silently), as in the kernels.
+    kl = torch.where(p_t == 0, 0.0, p_t * (log_p_t - log_p_s)).sum(-1)
     row_loss = ((1.0 - hard_weight) * temperature ** 2) * scales[0] * kl
     keep = None
     if labels is not None:

@@ -173,6 +173,20 @@ def test_kd_loss_adversarial(case, reduction):
     assert_close(grad, _rounded(grad64, grad), (2e-5, 2e-5), scale=scale, what="grad")
 
 
+@pytest.mark.parametrize("path", ["default", "torch"])
+def test_kd_loss_nan_in_the_teacher_is_nan_on_every_path(path):
+    if path == "torch" and DEVICE != "cpu":
+        pytest.skip("the plain-torch path is the CPU path")
+    s, t = _randn(3, 7), _randn(3, 7)
+    t[1, 4] = NAN
+    t[2, 2] = -INF                       # a masked class still adds exactly 0
+    with fusedact.backend.force("torch" if path == "torch" else None):
+        loss = ff.kd_loss(s, t, 2.0, "none")
+    expected = reference.kd_loss(s.double(), t.double(), 2.0, "none")
+    assert loss[1].isnan() and torch.isfinite(loss[[0, 2]]).all()
+    assert_close(loss, _rounded(expected, loss), (2e-5, 2e-5), what="loss")
+
+
 def test_kd_loss_empty_and_bad_input():
     for shape in [(0, 5), (3, 0)]:
         s = _randn(*shape).requires_grad_()
