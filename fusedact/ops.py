@@ -51,9 +51,11 @@ def _(x, weight, bias, activation, param, store_preact):
 
 @torch.library.custom_op("fusedact::linear_act_bwd", mutates_args=())
 def linear_act_bwd(grad_output: Tensor, x: Tensor, weight: Tensor, saved: Tensor,
-                   activation: str, param: float, from_output: bool,
-                   has_bias: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """(dx [M, K], dweight [N, K], dbias [N] or empty) of ``linear_act_fwd``.
+                   activation: str, param: float, from_output: bool, input_grad: bool,
+                   weight_grad: bool, bias_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """(dx [M, K], dweight [N, K], dbias [N]) of ``linear_act_fwd``; each one an empty
+    tensor unless its flag asks for it (the first layer's input needs no dx; frozen weights
+    need no dW), so no matmul runs for a gradient nobody uses.
 
     ``saved`` is y when ``from_output`` else z, or empty for identity (derivative 1).
     dZ = grad_output ⊙ act'(saved); dx = dZ @ weight; dweight = dZ^T @ x; dbias = Σ_rows dZ.
@@ -63,25 +65,34 @@ def linear_act_bwd(grad_output: Tensor, x: Tensor, weight: Tensor, saved: Tensor
     if backend.active(x) == "torch" or min(M, N, K) == 0:
         # Zero-sized problems have nothing to launch; torch gives the right empty/zero shapes.
         grad_preact = torch_path.act_grad(grad_output, saved, activation, param, from_output)
-        grad_input, grad_weight, grad_bias = torch_path.linear_backward(grad_preact, x, weight,
-                                                                        has_bias)
-        return grad_input, grad_weight, (grad_bias if has_bias else _empty(x))
+        grad_input = grad_preact @ weight if input_grad else _empty(x)
+        grad_weight = grad_preact.t() @ x if weight_grad else _empty(x)
+        grad_bias = grad_preact.sum(0) if bias_grad else _empty(x)
+        return grad_input, grad_weight, grad_bias
     if activation == "identity":
         grad_preact = grad_output
     else:
         grad_preact = linear_act_kernels.act_grad(grad_output, saved, activation, param,
                                                   from_output)
-    grad_input, _ = linear_act_kernels.matmul_rowsum(grad_preact, weight, x.dtype, rowsum=False)
-    grad_weight, grad_bias = linear_act_kernels.matmul_rowsum(grad_preact.T, x, weight.dtype,
-                                                              rowsum=has_bias)
-    return grad_input, grad_weight, (grad_bias if has_bias else _empty(x))
+    grad_input, grad_weight, grad_bias = _empty(x), _empty(x), _empty(x)  # no aliased outputs
+    if input_grad:
+        grad_input, _ = linear_act_kernels.matmul_rowsum(grad_preact, weight, x.dtype,
+                                                         rowsum=False)
+    if weight_grad or bias_grad:
+        # db rides along the dW matmul (its first column of programs sums the rows).
+        grad_weight, grad_bias = linear_act_kernels.matmul_rowsum(
+            grad_preact.T, x, weight.dtype, rowsum=bias_grad)
+        grad_weight = grad_weight if weight_grad else _empty(x)
+        grad_bias = grad_bias if bias_grad else _empty(x)
+    return grad_input, grad_weight, grad_bias
 
 
 @linear_act_bwd.register_fake
-def _(grad_output, x, weight, saved, activation, param, from_output, has_bias):
-    N = weight.shape[0]
-    return (x.new_empty(x.shape), weight.new_empty(weight.shape),
-            weight.new_empty((N,)) if has_bias else x.new_empty((0,)))
+def _(grad_output, x, weight, saved, activation, param, from_output, input_grad, weight_grad,
+      bias_grad):
+    return (x.new_empty(x.shape if input_grad else (0,)),
+            weight.new_empty(weight.shape if weight_grad else (0,)),
+            weight.new_empty((weight.shape[0],) if bias_grad else (0,)))
 
 
 def _linear_act_setup_context(ctx, inputs, output):
@@ -108,11 +119,14 @@ def _linear_act_backward(ctx, grad_y, grad_z):
     x, weight, saved = ctx.saved_tensors
     if saved is None:
         saved = _empty(x)
+    needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+    needs_bias = needs_bias and ctx.has_bias
     grad_input, grad_weight, grad_bias = linear_act_bwd(
-        grad_y, x, weight, saved, ctx.activation, ctx.param, ctx.from_output, ctx.has_bias)
-    return (grad_input if ctx.needs_input_grad[0] else None,
-            grad_weight if ctx.needs_input_grad[1] else None,
-            grad_bias if ctx.has_bias and ctx.needs_input_grad[2] else None,
+        grad_y, x, weight, saved, ctx.activation, ctx.param, ctx.from_output,
+        needs_input, needs_weight, needs_bias)
+    return (grad_input if needs_input else None,
+            grad_weight if needs_weight else None,
+            grad_bias if needs_bias else None,
             None, None, None)
 
 

@@ -4,11 +4,15 @@ TRITON_INTERPRET must be set before fusedact (and so fusedact.kernels) is import
 ``triton.jit`` reads it when the kernels are defined. pytest imports conftest.py first.
 """
 import os
+import tempfile
 
 import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+# A fresh inductor cache per run: its FX-graph cache key does not cover a custom op's schema,
+# so a graph compiled before an op's signature changed would be replayed against the new one.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="fusedact-inductor-"))
 
 import pytest  # noqa: E402
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import fusedact
-from fusedact import ops
+from fusedact import ops, reference
 
 
 def _fwd_samples(device):
@@ -23,14 +23,42 @@ def test_opcheck_linear_act_fwd(index, device):
     torch.library.opcheck(ops.linear_act_fwd, _fwd_samples(device)[index])
 
 
-@pytest.mark.parametrize("activation,from_output,has_bias", [
-    ("tanh", True, True), ("silu", False, False), ("identity", True, True)])
-def test_opcheck_linear_act_bwd(activation, from_output, has_bias, device):
+@pytest.mark.parametrize("activation,from_output,flags", [
+    ("tanh", True, (True, True, True)), ("silu", False, (True, True, False)),
+    ("identity", True, (True, True, True)), ("gelu", False, (False, True, True)),
+    ("relu", True, (True, False, False))])
+def test_opcheck_linear_act_bwd(activation, from_output, flags, device):
     x = torch.randn(6, 4, device=device)
     w = torch.randn(5, 4, device=device)
     saved = torch.empty(0, device=device) if activation == "identity" else torch.randn(6, 5, device=device)
     dy = torch.randn(6, 5, device=device)
-    torch.library.opcheck(ops.linear_act_bwd, (dy, x, w, saved, activation, 0.0, from_output, has_bias))
+    torch.library.opcheck(ops.linear_act_bwd, (dy, x, w, saved, activation, 0.0, from_output, *flags))
+
+
+@pytest.mark.parametrize("frozen", ["input", "weight", "bias"])
+def test_only_the_needed_gradients_are_computed(frozen, monkeypatch, device):
+    # The first layer's input, or a frozen weight/bias, needs no gradient: no matmul for it.
+    from fusedact.kernels import linear_act as linear_act_kernels
+
+    launches = []
+    original = linear_act_kernels.matmul_rowsum
+    monkeypatch.setattr(linear_act_kernels, "matmul_rowsum",
+                        lambda *a, **k: launches.append(k["rowsum"]) or original(*a, **k))
+    x = torch.randn(6, 5, device=device, requires_grad=frozen != "input")
+    w = torch.randn(4, 5, device=device, requires_grad=frozen != "weight")
+    b = torch.randn(4, device=device, requires_grad=frozen != "bias")
+    y = fusedact.linear_act(x, w, b, "gelu")
+    grad_output = torch.randn_like(y)
+    y.backward(grad_output)
+    expected = reference.linear_act_backward(grad_output, x, w, b, "gelu")
+    for tensor, name, want in zip((x, w, b), ("input", "weight", "bias"), expected):
+        if name == frozen:
+            assert tensor.grad is None, name
+        else:
+            torch.testing.assert_close(tensor.grad.double(), want, rtol=1e-4, atol=1e-5)
+    if fusedact.backend.active(x) != "torch":
+        assert len(launches) == (1 if frozen == "input" else 2)
+        assert launches[-1] == (frozen != "bias")
 
 
 @pytest.mark.parametrize("name,kwargs", [(n, {}) for n in fusedact.ACTIVATIONS]
