@@ -100,7 +100,7 @@ def _nvidia_driver() -> str:
         return "unknown"
 
 
-def time_callable(fn: Callable[[], object], on_gpu: bool, cpu_reps: int = 5) -> tuple[float, float, float]:
+def time_callable(fn: Callable[[], object], on_gpu: bool, cpu_reps: int = 10) -> tuple[float, float, float]:
     """(median, p20, p80) in milliseconds."""
     if on_gpu:
         from triton.testing import do_bench
