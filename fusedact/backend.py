@@ -1,5 +1,6 @@
-"""Which path runs an op: "triton" (compiled, CUDA), "interpret" (Triton's CPU
-interpreter), or "torch" (plain torch, the CPU path when the interpreter is off).
+"""Which path runs an op: "triton" (compiled, CUDA; float64 excepted), "interpret" (Triton's
+CPU interpreter), or "torch" (eager torch: the CPU path when the interpreter is off, and
+float64 on a GPU).
 
 The interpreter is chosen by ``TRITON_INTERPRET=1`` in the environment BEFORE fusedact is
 imported; ``triton.jit`` reads it when the kernels are defined, and a later change does
@@ -32,7 +33,14 @@ def active(tensor: torch.Tensor) -> str:
         raise ValueError(f"FUSEDACT_BACKEND must be one of {BACKENDS}, got {forced!r}")
     if forced == "torch":
         return "torch"
-    default = "interpret" if INTERPRETED else ("triton" if tensor.is_cuda else "torch")
+    if INTERPRETED:
+        default = "interpret"
+    elif tensor.is_cuda and tensor.dtype != torch.float64:
+        default = "triton"
+    else:
+        # float64 on a GPU takes the torch path too: a compiled launch passes Python float
+        # scalars (1/T, slope, alpha) as fp32, which an fp64 result cannot absorb.
+        default = "torch"
     if forced is not None and forced != default:
         raise RuntimeError(f"backend {forced!r} was forced, but {tensor.device} tensors take "
                            f"{default!r} here (the interpreter is chosen by TRITON_INTERPRET=1 "

@@ -15,7 +15,7 @@ from fusedact.activations import resolve
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def _check_tensor(name: str, value, dims: Optional[str] = None) -> None:
+def _check_tensor(name: str, value) -> None:
     if not isinstance(value, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.dtype not in SUPPORTED_DTYPES:
@@ -35,7 +35,7 @@ def linear_act(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     ``fusedact.ACTIVATIONS``; ``negative_slope`` (leaky_relu, default 0.01) and ``alpha``
     (elu, default 1.0) as in torch.nn.functional.
 
-    Saved for backward: input and weight, plus y for identity-free activations whose
+    Saved for backward: input and weight, plus y for activations (other than identity) whose
     derivative is a function of the output (sigmoid, tanh, relu, leaky_relu with slope >= 0,
     elu with alpha >= 0), or the pre-activation z for gelu, gelu_tanh and silu.
 

@@ -55,7 +55,8 @@ def linear_act_bwd(grad_output: Tensor, x: Tensor, weight: Tensor, saved: Tensor
                    weight_grad: bool, bias_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
     """(dx [M, K], dweight [N, K], dbias [N]) of ``linear_act_fwd``; each one an empty
     tensor unless its flag asks for it (the first layer's input needs no dx; frozen weights
-    need no dW), so no matmul runs for a gradient nobody uses.
+    need no dW), so no dx matmul runs when dx is not needed (db alone still runs the dW
+    matmul, whose first column of programs sums it).
 
     ``saved`` is y when ``from_output`` else z, or empty for identity (derivative 1).
     dZ = grad_output ⊙ act'(saved); dx = dZ @ weight; dweight = dZ^T @ x; dbias = Σ_rows dZ.
@@ -230,7 +231,8 @@ def kd_loss_bwd(grad_rows: Tensor, grad: Tensor) -> Tensor:
     if M == 0 or V == 0:
         return grad.new_zeros((M, V))
     if backend.active(grad) == "torch":
-        return grad * grad_rows.to(grad.dtype)[:, None]
+        compute = _compute_dtype(grad.dtype)  # as the kernel: the product in fp32
+        return (grad.to(compute) * grad_rows.to(compute)[:, None]).to(grad.dtype)
     return kd_loss_kernels.kd_loss_backward(grad_rows.to(_compute_dtype(grad.dtype)), grad)
 
 

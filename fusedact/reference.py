@@ -1,9 +1,8 @@
 """The float64 oracle: plain-torch forward and backward of every fusedact op.
 
-Independent of the Triton kernels (it never imports them). Three users:
-- tests compare every kernel against these functions in float64;
-- the CPU path (interpreter off) runs ``activation`` / ``activation_grad`` in fp32;
-- benchmarks use them as the eager baseline.
+Independent of the Triton kernels (it never imports them). Users: the tests compare every
+kernel and the CPU path (``fusedact.torch_path``, eager's own aten kernels) against these
+functions in float64, and the benchmarks' eager providers use ``activation``.
 """
 from __future__ import annotations
 
@@ -111,7 +110,7 @@ def linear_act_backward(grad_output: torch.Tensor, x: torch.Tensor, weight: torc
 # ===================================================================================
 # Temperature softmax, log-softmax and the distillation loss (issue 3)
 # ===================================================================================
-# In the dtype of the inputs: the tests pass float64 (the oracle), the CPU path float32.
+# In the dtype of the inputs: the tests pass float64.
 
 def softmax(x: torch.Tensor, temperature: float = 1.0, dim: int = -1,
             log: bool = False) -> torch.Tensor:
@@ -177,19 +176,3 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1
         return soft.sum() / (kept * V) + hard.sum() / kept
     raise ValueError(f"unknown reduction {reduction!r}")
 
-
-def kd_loss_grad(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
-                 labels: Optional[torch.Tensor], ignore_index: int, hard_weight: float,
-                 scales: torch.Tensor) -> torch.Tensor:
-    """dL/dstudent of the per-row losses scaled by ``scales`` = (c_kl, c_ce), written out:
-    keep·((1-α)·c_kl·T·(p_s - p_t) + α·c_ce·(softmax(s) - onehot)). [M, V] in, [M, V] out."""
-    grad = ((1 - hard_weight) * temperature * scales[0]) * (
-        torch.softmax(student / temperature, -1) - torch.softmax(teacher / temperature, -1))
-    if labels is None:
-        return grad
-    keep = labels != ignore_index
-    if hard_weight != 0.0:
-        safe = torch.where(keep, labels, torch.zeros_like(labels)).long()
-        onehot = torch.zeros_like(student).scatter_(-1, safe[:, None], 1.0)
-        grad = grad + (hard_weight * scales[1]) * (torch.softmax(student, -1) - onehot)
-    return torch.where(keep[:, None], grad, torch.zeros_like(grad))

@@ -64,14 +64,6 @@ def act_grad(grad_output: Tensor, saved: Tensor, activation: str, param: float,
     raise ValueError(f"unknown activation {activation!r}")
 
 
-def linear_backward(grad_preact: Tensor, x: Tensor, weight: Tensor, has_bias: bool):
-    """(dx, dweight, dbias or None) from dZ, as eager's addmm backward computes them."""
-    grad_input = grad_preact @ weight
-    grad_weight = grad_preact.t() @ x
-    grad_bias = grad_preact.sum(0) if has_bias else None
-    return grad_input, grad_weight, grad_bias
-
-
 def softmax_forward(x: Tensor, temperature: float, log: bool) -> Tensor:
     """softmax(x / T) (or log_softmax) over the last axis, as eager computes it: one scaled
     copy, then torch's own kernel, which accumulates half types in fp32."""

@@ -211,7 +211,6 @@ SCALE_BLOCK = 4096
 INTERPRETER_SCALE_BLOCK = 256
 
 
-REDUCTIONS = ("none", "batchmean", "sum", "mean")
 
 # ------------------------------------------------------------------------- launchers
 

@@ -60,14 +60,17 @@ def _matmul_tile(A, B, offs_p, offs_q, R,
     that ignore it.
     """
     offs_r = tl.arange(0, BLOCK_R)
-    a_ptrs = A + offs_p[:, None].to(tl.int64) * stride_a_p + offs_r[None, :].to(tl.int64) * stride_a_r
-    b_ptrs = B + offs_r[:, None].to(tl.int64) * stride_b_r + offs_q[None, :].to(tl.int64) * stride_b_q
+    a_rows = A + offs_p[:, None].to(tl.int64) * stride_a_p
+    b_cols = B + offs_q[None, :].to(tl.int64) * stride_b_q
     acc = tl.zeros((BLOCK_P, BLOCK_Q), dtype=ACC_DTYPE)
     rowsum = tl.zeros((BLOCK_P,), dtype=ACC_DTYPE)
     for r in range(0, tl.cdiv(R, BLOCK_R)):
-        r_left = R - r * BLOCK_R
-        a = tl.load(a_ptrs, mask=offs_r[None, :] < r_left, other=0.0)
-        b = tl.load(b_ptrs, mask=offs_r[:, None] < r_left, other=0.0)
+        # The reduction offset is rebuilt in int64 each step rather than stepped by
+        # BLOCK_R * stride, which is 32-bit and overflows for a transposed operand whose
+        # reduction stride passes 2^31 / BLOCK_R.
+        offs_k = (r * BLOCK_R + offs_r).to(tl.int64)
+        a = tl.load(a_rows + offs_k[None, :] * stride_a_r, mask=offs_k[None, :] < R, other=0.0)
+        b = tl.load(b_cols + offs_k[:, None] * stride_b_r, mask=offs_k[:, None] < R, other=0.0)
         rowsum += tl.sum(a.to(ACC_DTYPE), axis=1)
         if UPCAST:  # the interpreter computes bf16 on bit patterns: do the math in fp32
             a = a.to(tl.float32)
@@ -76,8 +79,6 @@ def _matmul_tile(A, B, offs_p, offs_q, R,
             acc = tl.dot(a, b, acc, input_precision="tf32", out_dtype=ACC_DTYPE)
         else:
             acc = tl.dot(a, b, acc, input_precision="ieee", out_dtype=ACC_DTYPE)
-        a_ptrs += BLOCK_R * stride_a_r
-        b_ptrs += BLOCK_R * stride_b_r
     return acc, rowsum
 
 
@@ -298,6 +299,8 @@ def linear_act_forward(x: torch.Tensor, weight: torch.Tensor, bias, activation: 
     """
     M, K = x.shape
     N = weight.shape[0]
+    if bias is not None:
+        bias = bias.contiguous()  # the kernel reads bias[n] at offset n (strided, expanded: copied)
     y = _alloc((M, N), x.dtype, x.device)
     z = _alloc((M, N) if store_preact else (0,), x.dtype, x.device)
     args = (x, weight, bias if bias is not None else y, y, z if store_preact else y,
@@ -305,7 +308,7 @@ def linear_act_forward(x: torch.Tensor, weight: torch.Tensor, bias, activation: 
             y.stride(0), y.stride(1), float(param))
     meta = dict(ACTIVATION=CODES[activation], HAS_BIAS=bias is not None,
                 STORE_PREACT=store_preact, **_common_meta(x))
-    key = (str(x.dtype), bucket(M), N, K)
+    key = (str(x.dtype), bucket(M), N, K, meta["ALLOW_TF32"])  # tf32 changes what is kept
     _launch_tuned(FORWARD_TUNER, _linear_act_fwd_kernel, key, _problem(M, N, K, x),
                   _matmul_grid(M, N), args, meta)
     return y, z
@@ -329,7 +332,8 @@ def act_grad(grad_output: torch.Tensor, saved: torch.Tensor, activation: str, pa
 
 @interpreter_serialized
 def matmul_rowsum(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype, rowsum: bool):
-    """c = a @ b (a [P, R], b [R, Q], any strides) in fp32 accumulation, and Σ_r a[:, r].
+    """c = a @ b (a [P, R], b [R, Q], any strides), fp32 accumulation (fp64 for fp64), and
+    Σ_r a[:, r].
 
     Returns (c [P, Q] contiguous in ``out_dtype``, rowsum [P] in ``out_dtype`` or None).
     P, Q >= 1; R may be 0 (c is then zero).
@@ -341,7 +345,7 @@ def matmul_rowsum(a: torch.Tensor, b: torch.Tensor, out_dtype: torch.dtype, rows
     args = (a, b, c, sums, P, Q, R, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
             c.stride(0), c.stride(1))
     meta = dict(WRITE_ROWSUM=rowsum, **_common_meta(a))
-    key = (str(a.dtype), bucket(P), Q, R)
+    key = (str(a.dtype), bucket(P), Q, R, meta["ALLOW_TF32"])
     _launch_tuned(MATMUL_TUNER, _matmul_rowsum_kernel, key, _problem(P, Q, R, a),
                   _matmul_grid(P, Q), args, meta)
     return c, (sums if rowsum else None)

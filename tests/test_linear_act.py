@@ -154,3 +154,16 @@ def test_deterministic(device):
         results.append([y.detach().clone(), x.grad.clone(), weight.grad.clone(), bias.grad.clone()])
     for first, second in zip(*results):
         assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("layout", ["strided", "expanded"])
+def test_strided_and_expanded_bias(layout, device, poison):
+    # The kernel reads bias[n] at offset n: a non-contiguous bias must be made contiguous.
+    x = torch.randn(6, 9, device=device)
+    weight = torch.randn(5, 9, device=device) / 3
+    bias = (torch.randn(5, 3, device=device)[:, 1] if layout == "strided"
+            else torch.randn(1, device=device).expand(5))
+    assert not bias.is_contiguous()
+    y = fusedact.linear_act(x, weight, bias, "silu")
+    assert_close(y, reference.linear_act(x, weight, bias, "silu"), FORWARD_TOL[torch.float32],
+                 what="y")
