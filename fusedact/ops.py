@@ -16,10 +16,7 @@ from torch import Tensor
 from fusedact import backend, torch_path
 from fusedact.activations import resolve
 from fusedact.kernels import linear_act as linear_act_kernels
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
+from fusedact.kernels.dtypes import compute_dtype
 
 
 def _empty(like: Tensor) -> Tensor:
@@ -201,7 +198,7 @@ def kd_loss_fwd(student: Tensor, teacher: Tensor, labels: Optional[Tensor], temp
     same pass when ``write_grad``. student, teacher [M, V] (any strides), labels [M] or None.
     """
     M, V = student.shape
-    compute = _compute_dtype(student.dtype)
+    compute = compute_dtype(student.dtype)
     if M == 0 or V == 0:
         return (student.new_zeros((M,), dtype=compute),
                 student.new_zeros((M, V)) if write_grad else _empty(student))
@@ -219,7 +216,7 @@ def kd_loss_fwd(student: Tensor, teacher: Tensor, labels: Optional[Tensor], temp
 @kd_loss_fwd.register_fake
 def _(student, teacher, labels, temperature, hard_weight, ignore_index, reduction, write_grad):
     M, V = student.shape
-    return (student.new_empty((M,), dtype=_compute_dtype(student.dtype)),
+    return (student.new_empty((M,), dtype=compute_dtype(student.dtype)),
             student.new_empty((M, V)) if write_grad else student.new_empty((0,)))
 
 
@@ -231,9 +228,9 @@ def kd_loss_bwd(grad_rows: Tensor, grad: Tensor) -> Tensor:
     if M == 0 or V == 0:
         return grad.new_zeros((M, V))
     if backend.active(grad) == "torch":
-        compute = _compute_dtype(grad.dtype)  # as the kernel: the product in fp32
+        compute = compute_dtype(grad.dtype)  # as the kernel: the product in fp32
         return (grad.to(compute) * grad_rows.to(compute)[:, None]).to(grad.dtype)
-    return kd_loss_kernels.kd_loss_backward(grad_rows.to(_compute_dtype(grad.dtype)), grad)
+    return kd_loss_kernels.kd_loss_backward(grad_rows.to(compute_dtype(grad.dtype)), grad)
 
 
 @kd_loss_bwd.register_fake

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fusedact.kernels.dtypes import compute_dtype
+
 aten = torch.ops.aten
 
 # Activations whose in-place form leaves the matmul's output buffer as y.
@@ -86,7 +88,7 @@ def kd_loss_forward(student: Tensor, teacher: Tensor, labels: Optional[Tensor],
     Each softmax is computed once and reused by the loss and the gradient, and the gradient
     is built in place in the student's log-softmax buffer.
     """
-    compute = torch.float64 if student.dtype == torch.float64 else torch.float32
+    compute = compute_dtype(student.dtype)
     inv_t = 1.0 / temperature
     log_p_s = torch.log_softmax(student.to(compute) * inv_t, -1)
     log_p_t = torch.log_softmax(teacher.to(compute) * inv_t, -1)

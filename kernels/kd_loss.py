@@ -34,8 +34,9 @@ import triton
 import triton.language as tl
 
 from . import INTERPRETED, interpreter_serialized
+from .dtypes import acc_dtype, compute_dtype
 from .online import online_step, safe_max
-from .softmax import (GPU_LIMITS, INTERPRETER_LIMITS, Limits, acc_dtype, gpu_block_shapes,
+from .softmax import (GPU_LIMITS, INTERPRETER_LIMITS, Limits, gpu_block_shapes,
                       kernel_signature, load_scaled_logits, plan)
 from .variants import Variant
 
@@ -215,8 +216,6 @@ INTERPRETER_SCALE_BLOCK = 256
 # ------------------------------------------------------------------------- launchers
 
 
-def _part_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def reduction_scales(labels, M: int, N: int, reduction: str, ignore_index: int,
@@ -242,7 +241,7 @@ def kd_loss_forward(student: torch.Tensor, teacher: torch.Tensor, labels, temper
     labels [M] integer or None. M, V >= 1.
     """
     M, N = student.shape
-    work = _part_dtype(student.dtype)
+    work = compute_dtype(student.dtype)
     row_loss = torch.empty((M,), dtype=work, device=student.device)
     grad = torch.empty((M, N) if write_grad else (0,), dtype=student.dtype,
                        device=student.device)

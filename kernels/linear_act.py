@@ -29,6 +29,7 @@ import triton.language as tl
 from . import INTERPRETED, interpreter_serialized
 from .activations import CODES, activation_grad, apply_activation
 from .autotune import Config, Tuner, bucket
+from .dtypes import acc_dtype
 
 # ----------------------------------------------------------------------------- kernels
 
@@ -242,7 +243,6 @@ MATMUL_TUNER = Tuner("matmul_rowsum", MATMUL_CONFIGS, INTERPRETER_CONFIG,
 
 # ------------------------------------------------------------------------- launchers
 
-_ACC_DTYPES = {torch.float64: tl.float64}
 _max_shared_memory: dict = {}
 
 
@@ -269,7 +269,7 @@ def _problem(P, Q, R, tensor: torch.Tensor) -> dict:
 
 def _common_meta(tensor: torch.Tensor) -> dict:
     return {
-        "ACC_DTYPE": _ACC_DTYPES.get(tensor.dtype, tl.float32),
+        "ACC_DTYPE": acc_dtype(tensor.dtype),
         # torch's own switch decides whether fp32 matmuls may use tf32, as for F.linear.
         "ALLOW_TF32": tensor.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32,
         "UPCAST": INTERPRETED and tensor.dtype == torch.bfloat16,
@@ -325,7 +325,7 @@ def act_grad(grad_output: torch.Tensor, saved: torch.Tensor, activation: str, pa
     grid = (triton.cdiv(numel, ELEMENTWISE_BLOCK),)
     _act_grad_kernel[grid](grad_output, saved, grad_preact, numel, float(param),
                            ACTIVATION=CODES[activation], FROM_OUTPUT=from_output,
-                           ACC_DTYPE=_ACC_DTYPES.get(saved.dtype, tl.float32),
+                           ACC_DTYPE=acc_dtype(saved.dtype),
                            BLOCK=ELEMENTWISE_BLOCK, num_warps=4)
     return grad_preact
 

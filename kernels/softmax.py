@@ -39,6 +39,7 @@ import triton
 import triton.language as tl
 
 from . import INTERPRETED, interpreter_serialized
+from .dtypes import acc_dtype, compute_dtype
 from .online import merge_partials, online_step, safe_max
 from .variants import Variant
 
@@ -436,12 +437,6 @@ def plan(M: int, N: int, device: torch.device | str = "cpu", limits: Limits | No
 
 # ------------------------------------------------------------------------- launchers
 
-def acc_dtype(dtype: torch.dtype):
-    return tl.float64 if dtype == torch.float64 else tl.float32
-
-
-def _part_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 @interpreter_serialized
@@ -457,7 +452,7 @@ def softmax_forward(x: torch.Tensor, temperature: float, log: bool,
     p = plan(M, N, x.device, limits)
     acc = acc_dtype(x.dtype)
     if p.path == "split":
-        part_max = torch.empty((M, p.splits), dtype=_part_dtype(x.dtype), device=x.device)
+        part_max = torch.empty((M, p.splits), dtype=compute_dtype(x.dtype), device=x.device)
         part_sum = torch.empty_like(part_max)
         grid = (M, p.splits)
         _softmax_fwd_split_stats_kernel[grid](
@@ -489,7 +484,7 @@ def softmax_backward(y: torch.Tensor, grad_output: torch.Tensor, temperature: fl
     acc = acc_dtype(y.dtype)
     strides = (y.stride(0), y.stride(1), grad_output.stride(0), grad_output.stride(1))
     if p.path == "split":
-        part_sum = torch.empty((M, p.splits), dtype=_part_dtype(y.dtype), device=y.device)
+        part_sum = torch.empty((M, p.splits), dtype=compute_dtype(y.dtype), device=y.device)
         grid = (M, p.splits)
         _softmax_bwd_split_sum_kernel[grid](
             y, grad_output, part_sum, M, N, p.chunk, p.splits, *strides,
