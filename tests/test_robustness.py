@@ -55,7 +55,7 @@ def test_a_config_triton_cannot_build_falls_back_with_a_warning(two_config_tuner
     with pytest.warns(RuntimeWarning, match=r"config BLOCK_K=32, BLOCK_M=48.*failed.*trying "
                                             r"the next"):
         y = fusedact.linear_act(x, w, None, "relu")
-    assert tuner.chosen() == {(str(x.dtype), 16, 13, 20): GOOD}
+    assert tuner.chosen() == {(str(x.dtype), 16, 13, 20, False): GOOD}  # key ends with tf32
     record, = tuner.history
     assert (record.failed, record.timed, record.best) == (1, 1, GOOD)
     assert_close(y, reference.linear_act(x, w, None, "relu"), FORWARD_TOL[torch.float32])
