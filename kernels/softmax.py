@@ -167,6 +167,15 @@ def _softmax_fwd_split_stats_kernel(
 
 
 @triton.jit
+def _load_row_partials(PART, rows, num_splits, other, BLOCK_SPLITS: tl.constexpr):
+    """The [1, BLOCK_SPLITS] per-chunk partials of ``rows`` from PART [M, num_splits];
+    padding chunks read ``other`` (the merge's neutral value)."""
+    splits = tl.arange(0, BLOCK_SPLITS)
+    return tl.load(PART + rows.to(tl.int64)[:, None] * num_splits + splits[None, :],
+                   mask=splits[None, :] < num_splits, other=other)
+
+
+@triton.jit
 def _softmax_fwd_split_write_kernel(
     # pointers
     X, Y, PART_MAX, PART_SUM,
@@ -184,11 +193,8 @@ def _softmax_fwd_split_write_kernel(
     row = tl.program_id(0)
     split = tl.program_id(1)
     rows = row + tl.arange(0, 1)
-    splits = tl.arange(0, BLOCK_SPLITS)
-    part = rows.to(tl.int64)[:, None] * num_splits + splits[None, :]
-    part_mask = splits[None, :] < num_splits
-    m_parts = tl.load(PART_MAX + part, mask=part_mask, other=float("-inf"))
-    d_parts = tl.load(PART_SUM + part, mask=part_mask, other=0.0)
+    m_parts = _load_row_partials(PART_MAX, rows, num_splits, float("-inf"), BLOCK_SPLITS)
+    d_parts = _load_row_partials(PART_SUM, rows, num_splits, 0.0, BLOCK_SPLITS)
     m, d = merge_partials(m_parts, d_parts)
     col_start = split * chunk
     col_limit = tl.minimum(N, col_start + chunk)
@@ -332,9 +338,7 @@ def _softmax_bwd_split_write_kernel(
     row = tl.program_id(0)
     split = tl.program_id(1)
     rows = row + tl.arange(0, 1)
-    splits = tl.arange(0, BLOCK_SPLITS)
-    parts = tl.load(PART_SUM + rows.to(tl.int64)[:, None] * num_splits + splits[None, :],
-                    mask=splits[None, :] < num_splits, other=0.0)
+    parts = _load_row_partials(PART_SUM, rows, num_splits, 0.0, BLOCK_SPLITS)
     row_sum = tl.sum(parts, axis=1)  # fixed order: deterministic
     col_start = split * chunk
     col_limit = tl.minimum(N, col_start + chunk)
